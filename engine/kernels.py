@@ -1,0 +1,309 @@
+"""Numba kernels: relaxation of the XY energy, forces, energy and EP edge gradients.
+
+The only module that imports numba. Everything is pure: arrays and scalars in, arrays
+out, float64, ``nogil=True`` so a training thread does not block a server.
+
+Model (physics.md)::
+
+    E(phi) = - sum_edges w_ij cos(phi_i - phi_j) - sum_i h_i cos(phi_i - psi_i) + beta C(phi_out)
+    C      = - sum_o log(1 + cos(phi_o - t_o))      (cost 0, "log-cosine")
+           =   sum_o (1 - cos(phi_o - t_o))          (cost 1, "cosine")
+
+Graph layout used by every kernel (CSR over nodes):
+``indptr`` (N+1,), ``nbr`` (2E,) neighbour of each adjacency slot, ``wa`` (2E,) coupling of
+that slot. Phases are stored ``phi`` (S, N), one row per sample, so that a converged
+sample simply stops costing anything.
+
+Status codes per sample: 0 converged, 1 iteration cap reached, 2 run-away (an output
+fell into the unbounded well of ``E - beta C`` at the anti-target, see physics.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+CONVERGED, NOT_CONVERGED, RUNAWAY = 0, 1, 2
+COST_LOG_COSINE, COST_COSINE = 0, 1
+# An output within this distance of its anti-target is declared a run-away: the
+# log-cosine well there is unbounded below for negative beta.
+_RUNAWAY_GAP = 1e-3
+
+_jit = dict(nogil=True, cache=True)
+
+
+@njit(**_jit)
+def _wrap(x):
+    """Map an angle to [-pi, pi)."""
+    return (x + math.pi) % (2.0 * math.pi) - math.pi
+
+
+@njit(**_jit)
+def _cost_force(d, beta, cost):
+    """-beta dC/dphi at ``d = phi_o - t_o``."""
+    if cost == COST_LOG_COSINE:
+        return -beta * math.tan(0.5 * d)
+    return -beta * math.sin(d)
+
+
+@njit(**_jit)
+def _output_1d_min(phi, t, fx, fy, beta, cost_sign):
+    """Minimise g(phi) = -|F| cos(phi - theta) - b log(1 + cos(phi - t)) in one variable.
+
+    ``b = beta`` may be negative (centered EP). A safeguarded Newton descent from the
+    current phase: every accepted step lowers g, so coordinate descent stays monotone.
+    Returns (new phase, run-away flag).
+    """
+    b = beta * cost_sign
+    d = _wrap(phi - t)
+    for _ in range(60):
+        c, s = math.cos(phi), math.sin(phi)
+        g1 = fy * c - fx * s  # this is -dg_field/dphi: the field force
+        half = 0.5 * d
+        ch = math.cos(half)
+        grad = -g1 + b * math.tan(half)
+        curv = (fx * c + fy * s) + b * 0.5 / (ch * ch)
+        if abs(grad) < 1e-14 * (1.0 + abs(fx) + abs(fy) + abs(b)):
+            break
+        if curv > 0:
+            step = -grad / curv
+        else:
+            step = -0.5 * math.copysign(1.0, grad)
+        if step > 0.5:
+            step = 0.5
+        elif step < -0.5:
+            step = -0.5
+        g0 = -(fx * c + fy * s) - b * math.log1p(math.cos(d))
+        for _h in range(50):
+            dn = d + step
+            if abs(dn) >= math.pi:
+                step *= 0.5
+                continue
+            pn = t + dn
+            gn = -(fx * math.cos(pn) + fy * math.sin(pn)) - b * math.log1p(math.cos(dn))
+            if gn <= g0:
+                break
+            step *= 0.5
+        else:
+            break
+        d = d + step
+        phi = t + d
+        if b < 0 and math.pi - abs(d) < _RUNAWAY_GAP:
+            return phi, True
+        if abs(step) < 1e-15:
+            break
+    return phi, False
+
+
+@njit(**_jit)
+def _relax_exact_one(phi, indptr, nbr, wa, hx, hy, order, out_pos, tgt, beta, cost,
+                     omega, tol, max_iter):
+    """Coordinate descent with over-relaxation on one sample, in place.
+
+    Each free site moves to (or, with ``omega`` > 1, past) the closed-form minimum of E
+    over its own phase, ``theta = atan2(F_y, F_x)``. For 0 < omega < 2 every move lowers
+    E, so the energy never increases. Outputs nudged with the log-cosine cost get the
+    exact 1-D solve instead. Returns (sweeps, max |force| of the last sweep, status).
+    """
+    n = phi.shape[0]
+    cs = np.empty(n)
+    sn = np.empty(n)
+    for i in range(n):
+        cs[i] = math.cos(phi[i])
+        sn[i] = math.sin(phi[i])
+    nudged = beta != 0.0
+    maxf = 0.0
+    for it in range(1, max_iter + 1):
+        maxf = 0.0
+        for k in range(order.shape[0]):
+            i = order[k]
+            fx = hx[i]
+            fy = hy[i]
+            for a in range(indptr[i], indptr[i + 1]):
+                j = nbr[a]
+                fx += wa[a] * cs[j]
+                fy += wa[a] * sn[j]
+            o = out_pos[i]
+            if nudged and o >= 0 and cost == COST_COSINE:
+                # cosine cost = a field of strength beta along the target
+                fx += beta * math.cos(tgt[o])
+                fy += beta * math.sin(tgt[o])
+            force = fy * cs[i] - fx * sn[i]
+            if nudged and o >= 0 and cost == COST_LOG_COSINE:
+                force += _cost_force(_wrap(phi[i] - tgt[o]), beta, cost)
+                af = abs(force)
+                if af > maxf:
+                    maxf = af
+                if af > 0.1 * tol:
+                    new, ran = _output_1d_min(phi[i], tgt[o], fx, fy, beta, 1.0)
+                    if ran:
+                        return it, maxf, RUNAWAY
+                    phi[i] = new
+                    cs[i] = math.cos(new)
+                    sn[i] = math.sin(new)
+                continue
+            af = abs(force)
+            if af > maxf:
+                maxf = af
+            if fx == 0.0 and fy == 0.0:
+                continue
+            # moving less than 0.1 tol changes nothing measurable; skip the trig
+            if af > 0.1 * tol:
+                delta = _wrap(math.atan2(fy, fx) - phi[i])
+                new = phi[i] + omega * delta
+                phi[i] = new
+                cs[i] = math.cos(new)
+                sn[i] = math.sin(new)
+        if maxf < tol:
+            return it, maxf, CONVERGED
+    return max_iter, maxf, NOT_CONVERGED
+
+
+@njit(**_jit)
+def _forces_one(phi, indptr, nbr, wa, hx, hy, free, out_pos, tgt, beta, cost, f):
+    """-dE/dphi for one sample into ``f`` (N,); zero on clamped sites."""
+    n = phi.shape[0]
+    for i in range(n):
+        if not free[i]:
+            f[i] = 0.0
+            continue
+        ci = math.cos(phi[i])
+        si = math.sin(phi[i])
+        fx = hx[i]
+        fy = hy[i]
+        for a in range(indptr[i], indptr[i + 1]):
+            j = nbr[a]
+            fx += wa[a] * math.cos(phi[j])
+            fy += wa[a] * math.sin(phi[j])
+        v = fy * ci - fx * si
+        o = out_pos[i]
+        if beta != 0.0 and o >= 0:
+            v += _cost_force(_wrap(phi[i] - tgt[o]), beta, cost)
+        f[i] = v
+
+
+@njit(**_jit)
+def _relax_flow_one(phi, indptr, nbr, wa, hx, hy, free, out_pos, tgt, beta, cost,
+                    dt, tol, max_iter):
+    """Gradient flow d phi / dt = -dE/dphi, explicit Euler, on one sample, in place.
+
+    Steps are capped at 0.1 rad because the log-cosine force diverges near the
+    anti-target. Returns (steps, max |force|, status).
+    """
+    n = phi.shape[0]
+    f = np.empty(n)
+    maxf = 0.0
+    for it in range(1, max_iter + 1):
+        _forces_one(phi, indptr, nbr, wa, hx, hy, free, out_pos, tgt, beta, cost, f)
+        maxf = 0.0
+        for i in range(n):
+            af = abs(f[i])
+            if af > maxf:
+                maxf = af
+        if maxf < tol:
+            return it, maxf, CONVERGED
+        for i in range(n):
+            step = dt * f[i]
+            if step > 0.1:
+                step = 0.1
+            elif step < -0.1:
+                step = -0.1
+            phi[i] += step
+        if beta < 0.0:
+            for i in range(n):
+                o = out_pos[i]
+                if o >= 0 and math.pi - abs(_wrap(phi[i] - tgt[o])) < _RUNAWAY_GAP:
+                    return it, maxf, RUNAWAY
+    return max_iter, maxf, NOT_CONVERGED
+
+
+def _relax_batch_impl(phi, indptr, nbr, wa, hx, hy, order, free, out_pos, targets, beta,
+                      cost, solver, omega, dt, tol, max_iter, iters, resid, status):
+    for s in prange(phi.shape[0]):
+        if solver == 0:
+            it, r, st = _relax_exact_one(phi[s], indptr, nbr, wa, hx, hy, order, out_pos,
+                                         targets[s], beta, cost, omega, tol, max_iter)
+        else:
+            it, r, st = _relax_flow_one(phi[s], indptr, nbr, wa, hx, hy, free, out_pos,
+                                        targets[s], beta, cost, dt, tol, max_iter)
+        iters[s] = it
+        resid[s] = r
+        status[s] = st
+
+
+relax_batch_serial = njit(nogil=True, cache=True)(_relax_batch_impl)
+relax_batch_parallel = njit(nogil=True, cache=True, parallel=True)(_relax_batch_impl)
+
+
+@njit(nogil=True, cache=True)
+def forces_batch(phi, indptr, nbr, wa, hx, hy, free, out_pos, targets, beta, cost):
+    """-dE/dphi (S, N) for every sample; zero on clamped sites."""
+    f = np.zeros_like(phi)
+    for s in range(phi.shape[0]):
+        _forces_one(phi[s], indptr, nbr, wa, hx, hy, free, out_pos, targets[s], beta, cost,
+                    f[s])
+    return f
+
+
+@njit(nogil=True, cache=True)
+def energy_batch(phi, src, dst, w, h, psi, out_nodes, targets, beta, cost):
+    """Total energy E + beta C per sample, (S,)."""
+    S = phi.shape[0]
+    e = np.zeros(S)
+    for s in range(S):
+        acc = 0.0
+        for k in range(src.shape[0]):
+            acc -= w[k] * math.cos(phi[s, src[k]] - phi[s, dst[k]])
+        for i in range(h.shape[0]):
+            acc -= h[i] * math.cos(phi[s, i] - psi[i])
+        if beta != 0.0:
+            acc += beta * cost_one(phi[s], out_nodes, targets[s], cost)
+        e[s] = acc
+    return e
+
+
+@njit(**_jit)
+def cost_one(phi, out_nodes, tgt, cost):
+    """Cost C of one sample's phases ``phi`` (N,) against targets ``tgt`` (n_out,)."""
+    c = 0.0
+    for k in range(out_nodes.shape[0]):
+        d = phi[out_nodes[k]] - tgt[k]
+        if cost == COST_LOG_COSINE:
+            c -= math.log1p(math.cos(d))
+        else:
+            c += 1.0 - math.cos(d)
+    return c
+
+
+@njit(nogil=True, cache=True)
+def cost_batch(phi, out_nodes, targets, cost):
+    """Cost per sample (S,)."""
+    out = np.empty(phi.shape[0])
+    for s in range(phi.shape[0]):
+        out[s] = cost_one(phi[s], out_nodes, targets[s], cost)
+    return out
+
+
+@njit(nogil=True, cache=True)
+def energy_param_grads(phi, src, dst, psi, h, weight):
+    """Weighted sum over samples of dE/dtheta at phases ``phi`` (S, N).
+
+    ``weight`` (S,) per-sample factors (1/S gives the sample mean). Returns ``gw`` (E,)
+    of -cos(phi_i - phi_j) per edge, ``gh`` (N,) of -cos(phi_i - psi_i), ``gpsi`` (N,)
+    of -h_i sin(phi_i - psi_i).
+    """
+    n = phi.shape[1]
+    gw = np.zeros(src.shape[0])
+    gh = np.zeros(n)
+    gpsi = np.zeros(n)
+    for s in range(phi.shape[0]):
+        a = weight[s]
+        for k in range(src.shape[0]):
+            gw[k] -= a * math.cos(phi[s, src[k]] - phi[s, dst[k]])
+        for i in range(n):
+            d = phi[s, i] - psi[i]
+            gh[i] -= a * math.cos(d)
+            gpsi[i] -= a * h[i] * math.sin(d)
+    return gw, gh, gpsi

@@ -1,0 +1,262 @@
+"""Trainer: minibatch EP training with metrics per epoch and a Snapshot after every step.
+
+The one implementation of training: the CLI, the dashboard and the sweeps all drive it.
+Randomness comes from one seeded generator (initialisation, epoch order, initial phases);
+evaluation draws from generators derived from (seed, epoch), so how often a UI asks for
+an evaluation never changes the training stream. Same seed, same run, bit for bit; a run
+resumed from a snapshot continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Config
+from .ep import EPResult, System
+from .networks import Network, build_network
+from .optim import Optimizer
+from .snapshot import Snapshot
+from .tasks import TaskData, load_task, predict
+
+METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+               "mean_iterations", "failures", "runaways", "seconds", "lr")
+
+
+@dataclass
+class Evaluation:
+    """Free-phase evaluation of one split: ``loss``, ``accuracy``, ``phi`` (S, N), ``pred`` (S,)."""
+
+    loss: float
+    accuracy: float
+    phi: np.ndarray
+    pred: np.ndarray
+    failures: int
+
+
+class Trainer:
+    """Train one network on one task with EP.
+
+    Parameters
+    ----------
+    config : Config
+    task : TaskData, optional   (loaded from the config if omitted)
+    network : Network, optional   (built from the config if omitted)
+    """
+
+    def __init__(self, config: Config, *, task: TaskData | None = None,
+                 network: Network | None = None):
+        self.config = config
+        self.task = task or load_task(config.task, seed=config.seed, data_dir=config.data_dir,
+                                      train_size=config.train_size, test_size=config.test_size)
+        self.net = network or build_network(config, self.task.n_inputs, self.task.n_outputs)
+        self.system = self._system(config)
+        self.rng = np.random.default_rng(config.seed)
+        n, p = self.net.n_nodes, self.net.n_params
+        if config.init == "ferro":
+            self.w = self.rng.normal(config.init_mean, config.init_scale, p)
+        else:  # "glassy": P24's N(0, scale^2)
+            self.w = self.rng.normal(0.0, config.init_scale, p)
+        self.h = np.zeros(n)
+        self.psi = self.rng.uniform(-np.pi, np.pi, n) * self.net.free
+        self.opt = Optimizer(config.optimizer, p + 2 * n, config.momentum)
+        self.epoch = 0
+        self.step_count = 0
+        self.step_in_epoch = 0
+        self.perm = self.rng.permutation(self.task.x_train.shape[0])
+        self.history: list[dict] = []
+        self.seconds = 0.0
+        self._epoch_stats = self._empty_stats()
+        self._last: EPResult | None = None
+        self._last_rows = np.zeros(0, dtype=np.int64)
+        self._change = np.zeros(self.net.n_edges)
+        self.best: Snapshot | None = None
+
+    # -- settings --------------------------------------------------------------------------
+    def _system(self, c: Config) -> System:
+        return System(self.net, cost=c.cost, solver=c.solver, tol=c.tol, max_iter=c.max_iter,
+                      omega=c.omega, parallel=c.parallel)
+
+    LIVE_FIELDS = ("lr", "beta", "lr_decay", "momentum", "nudging", "m_init", "batch_size",
+                   "epochs", "stop_at_accuracy", "tol", "max_iter", "omega", "solver",
+                   "parallel", "cost")
+
+    def update_config(self, **changes) -> None:
+        """Change settings that do not alter the network or the data, between steps."""
+        bad = sorted(set(changes) - set(self.LIVE_FIELDS))
+        if bad:
+            raise ValueError(f"cannot change {', '.join(bad)} during a run; these need a "
+                             f"reset. Live fields: {', '.join(self.LIVE_FIELDS)}")
+        self.config = self.config.replace(**changes)
+        self.system = self._system(self.config)
+
+    @property
+    def lr(self) -> float:
+        return self.config.lr * (1.0 - self.config.lr_decay) ** self.epoch
+
+    @property
+    def done(self) -> bool:
+        c = self.config
+        if self.epoch >= c.epochs:
+            return True
+        return (c.stop_at_accuracy is not None and bool(self.history)
+                and self.history[-1]["train_accuracy"] >= c.stop_at_accuracy)
+
+    # -- training --------------------------------------------------------------------------
+    @staticmethod
+    def _empty_stats() -> dict:
+        return {"iters": 0.0, "steps": 0, "failures": 0, "runaways": 0}
+
+    def step(self) -> Snapshot:
+        """One minibatch EP update; ends the epoch (with evaluation) after its last batch."""
+        c, t0 = self.config, time.perf_counter()
+        n_train = self.task.x_train.shape[0]
+        rows = self.perm[self.step_in_epoch:self.step_in_epoch + c.batch_size]
+        x, y = self.task.x_train[rows], self.task.targets(self.task.y_train[rows])
+        r = self.system.ep_gradient(x, y, self.w, self.h, self.psi, beta=c.beta,
+                                    nudging=c.nudging, rng=self.rng, m_init=c.m_init)
+        grad = np.concatenate([r.grad_w, r.grad_h if c.train_bias else 0 * r.grad_h,
+                               r.grad_psi if c.train_bias else 0 * r.grad_psi])
+        if not np.isfinite(grad).all():
+            raise FloatingPointError(f"EP gradient is not finite at epoch {self.epoch}, step "
+                                     f"{self.step_count}; lower lr or beta")
+        theta = self.opt.step(np.concatenate([self.w, self.h, self.psi]), grad, self.lr)
+        p, n = self.net.n_params, self.net.n_nodes
+        old = self.w
+        self.w, self.h, self.psi = theta[:p], theta[p:p + n], theta[p + n:]
+        self._change = self.net.expand(self.w - old)
+        self._last, self._last_rows = r, np.repeat(rows, c.m_init)
+        st = self._epoch_stats
+        st["iters"] += r.iters
+        st["steps"] += 1
+        st["failures"] += r.failures
+        st["runaways"] += r.runaways
+        self.step_count += 1
+        self.step_in_epoch += rows.size
+        self.seconds += time.perf_counter() - t0
+        if self.step_in_epoch >= n_train:
+            self._end_epoch()
+        return self.snapshot()
+
+    def _end_epoch(self) -> None:
+        t0 = time.perf_counter()
+        self.epoch += 1
+        tr = self.evaluate("train")
+        te = self.evaluate("test")
+        st = self._epoch_stats
+        self.seconds += time.perf_counter() - t0
+        row = {"epoch": self.epoch, "train_loss": tr.loss, "train_accuracy": tr.accuracy,
+               "test_loss": te.loss, "test_accuracy": te.accuracy,
+               "mean_iterations": st["iters"] / max(st["steps"], 1),
+               "failures": st["failures"] + tr.failures + te.failures,
+               "runaways": st["runaways"], "seconds": self.seconds, "lr": self.lr}
+        self.history.append(row)
+        self._epoch_stats = self._empty_stats()
+        self.step_in_epoch = 0
+        self.perm = self.rng.permutation(self.task.x_train.shape[0])
+        if self.best is None or _better(row, self.best.metrics):
+            self.best = self.snapshot()
+
+    def steps(self) -> Iterator[Snapshot]:
+        """Yield a Snapshot after every update until ``done``."""
+        while not self.done:
+            yield self.step()
+
+    def run(self, progress=None) -> list[dict]:
+        """Train until ``done``; ``progress(trainer)`` is called after each epoch."""
+        epoch = self.epoch
+        for _ in self.steps():
+            if progress is not None and self.epoch != epoch:
+                epoch = self.epoch
+                progress(self)
+        return self.history
+
+    def evaluate(self, split: str = "test", epoch: int | None = None) -> Evaluation:
+        """Free relaxation of every sample of ``split`` from seeded random starts."""
+        x = getattr(self.task, f"x_{split}")
+        y = getattr(self.task, f"y_{split}")
+        e = self.epoch if epoch is None else epoch
+        rng = np.random.default_rng([self.config.seed, e, 1 if split == "train" else 2])
+        rel = self.system.relax(self.system.initial_phases(x, rng), self.net.expand(self.w),
+                                self.h, self.psi)
+        pred = predict(rel.phi[:, self.net.output_nodes])
+        loss = float(self.system.cost_of(rel.phi, self.task.targets(y)).mean())
+        return Evaluation(loss, float((pred == y).mean()), rel.phi, pred,
+                          int((rel.status != 0).sum()))
+
+    # -- snapshots -------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """A copy of the current state (safe to hand to another thread)."""
+        r, net = self._last, self.net
+        n_out = net.output_nodes.size
+        empty = np.zeros((0, net.n_nodes))
+        return Snapshot(
+            config=self.config, epoch=self.epoch, step=self.step_count,
+            step_in_epoch=self.step_in_epoch, opt_t=self.opt.t,
+            rng_state=_jsonable(self.rng.bit_generator.state),
+            history=[dict(h) for h in self.history],
+            src=net.src.copy(), dst=net.dst.copy(), param_index=net.param_index.copy(),
+            coupling=net.expand(self.w), coupling_change=self._change.copy(),
+            w=self.w.copy(), h=self.h.copy(), psi=self.psi.copy(),
+            response=r.response.copy() if r else np.zeros(net.n_nodes),
+            input_nodes=net.input_nodes.copy(), output_nodes=net.output_nodes.copy(),
+            coords=net.coords.copy(), layer=net.layer.copy(),
+            opt_m=self.opt.m.copy(), opt_v=self.opt.v.copy(),
+            free_phases=r.phi0.copy() if r else empty,
+            nudged_phases=r.phib.copy() if r else empty,
+            batch_index=self._last_rows.copy(),
+            batch_targets=(self.task.targets(self.task.y_train[self._last_rows])
+                           if r else np.zeros((0, n_out))),
+            perm=self.perm.copy(), kind=net.kind, shape=net.shape,
+            info={"n_nodes": net.n_nodes, "n_couplings": net.n_edges,
+                  "n_parameters": net.n_params + 2 * int(net.free.sum()),
+                  "seconds": self.seconds, "mean_iterations": r.iters if r else 0.0,
+                  "loss": r.loss if r else None},
+        )
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot, *, task: TaskData | None = None,
+                      **changes) -> Trainer:
+        """Rebuild a trainer that continues exactly where ``snap`` was taken.
+
+        ``changes`` may set live fields (for example ``epochs`` to train further).
+        """
+        cfg = snap.config.replace(**changes) if changes else snap.config
+        tr = cls(cfg, task=task)
+        if tr.net.n_edges != snap.src.size or not (
+                np.array_equal(tr.net.src, snap.src) and np.array_equal(tr.net.dst, snap.dst)):
+            raise ValueError("snapshot: its edges do not match the network its config builds")
+        if tr.net.n_nodes != snap.h.size or tr.net.n_params != snap.w.size:
+            raise ValueError("snapshot: node or parameter count does not match its config")
+        tr.w, tr.h, tr.psi = snap.w.copy(), snap.h.copy(), snap.psi.copy()
+        tr.opt.load(snap.opt_m, snap.opt_v, snap.opt_t)
+        tr.epoch, tr.step_count, tr.step_in_epoch = snap.epoch, snap.step, snap.step_in_epoch
+        tr.history = [dict(h) for h in snap.history]
+        tr.seconds = float(snap.info.get("seconds", 0.0))
+        tr.perm = snap.perm.astype(np.int64).copy()
+        if tr.perm.size != tr.task.x_train.shape[0]:
+            raise ValueError("snapshot: its sample order does not match the task's training set")
+        tr.rng.bit_generator.state = snap.rng_state
+        tr._change = snap.coupling_change.copy()
+        return tr
+
+
+def _better(row: dict, best: dict) -> bool:
+    """Higher train accuracy wins; ties go to the lower train loss."""
+    if not best:
+        return True
+    return (row["train_accuracy"], -row["train_loss"]) > (best["train_accuracy"],
+                                                          -best["train_loss"])
+
+
+def _jsonable(state):
+    if isinstance(state, dict):
+        return {k: _jsonable(v) for k, v in state.items()}
+    if isinstance(state, np.ndarray):
+        return state.tolist()
+    if isinstance(state, np.integer):
+        return int(state)
+    return state
