@@ -81,6 +81,7 @@ class Config:
     init_mean: float = 1.0
     train_bias: bool = True
     stop_at_accuracy: float | None = None
+    eval_restarts: int = 0
     parallel: bool = False
 
     def __post_init__(self) -> None:
@@ -191,6 +192,7 @@ def validate(c: Config) -> None:
     ints = {  # name: minimum
         "hidden": 1, "rows": 1, "cols": 1, "skip_length": 0, "skip_count": 0,
         "max_iter": 1, "m_init": 1, "epochs": 0, "batch_size": 1, "seed": 0,
+        "eval_restarts": 0,
     }
     for name, lo in ints.items():
         v = getattr(c, name)

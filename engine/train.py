@@ -174,17 +174,34 @@ class Trainer:
                 progress(self)
         return self.history
 
+    @property
+    def eval_restarts(self) -> int:
+        """Random starts per sample in an evaluation.
+
+        ``eval_restarts = 0`` (auto) gives every evaluation at least 64 relaxations, so a
+        four-pattern task like XOR is not judged on one lucky draw of a multistable
+        network: 16 starts for XOR, 1 for Iris and larger sets.
+        """
+        r = self.config.eval_restarts
+        return r if r else min(16, -(-64 // self.task.x_train.shape[0]))
+
     def evaluate(self, split: str = "test", epoch: int | None = None) -> Evaluation:
-        """Free relaxation of every sample of ``split`` from seeded random starts."""
+        """Free relaxation of every sample of ``split`` from seeded random starts.
+
+        Accuracy and loss are averaged over samples x ``eval_restarts`` starts; ``phi``
+        and ``pred`` hold the first start of each sample.
+        """
         x = getattr(self.task, f"x_{split}")
         y = getattr(self.task, f"y_{split}")
         e = self.epoch if epoch is None else epoch
         rng = np.random.default_rng([self.config.seed, e, 1 if split == "train" else 2])
-        rel = self.system.relax(self.system.initial_phases(x, rng), self.net.expand(self.w),
+        m = self.eval_restarts
+        rel = self.system.relax(self.system.initial_phases(x, rng, m), self.net.expand(self.w),
                                 self.h, self.psi)
+        yy = np.repeat(y, m)
         pred = predict(rel.phi[:, self.net.output_nodes])
-        loss = float(self.system.cost_of(rel.phi, self.task.targets(y)).mean())
-        return Evaluation(loss, float((pred == y).mean()), rel.phi, pred,
+        loss = float(self.system.cost_of(rel.phi, self.task.targets(yy)).mean())
+        return Evaluation(loss, float((pred == yy).mean()), rel.phi[::m], pred[::m],
                           int((rel.status != 0).sum()))
 
     # -- snapshots -------------------------------------------------------------------------

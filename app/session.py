@@ -1,0 +1,431 @@
+"""The dashboard of one browser session: sidebar controls, live views, periodic refresh.
+
+Hooks for browser tests (stable names and CSS classes; Bokeh renders inside shadow roots,
+which Playwright locators pierce):
+
+- buttons, by accessible name: ``Train`` (reads ``Pause`` while running), ``Step``,
+  ``Reset``, ``New seed``; downloads ``Snapshot (.npz)``, ``Metrics (.csv)``,
+  ``Config (.toml)``; the file input for snapshots/configs has css class ``xy-upload``;
+- ``.xy-epoch``: text ``Epoch 12 / 300``; ``.xy-status``: ``state running | step 340 |
+  812 samples/s | ...``; ``.xy-couplings``: ``480 couplings | 256 nodes ...``;
+- ``.xy-alert``: errors (visible only when there is one); ``.xy-notice``: ``Reset needed to
+  apply: rows, cols``;
+- every setting's widget carries its Config field name as css class ``xy-field-<name>``
+  (for example ``xy-field-lr``) and its label as its name;
+- views: Bokeh panes with css classes ``xy-view-<name>`` for the names in
+  ``LiveViews.figures`` (``phase_free``, ``couplings``, ``response``, ``loss``, ...);
+- ``Dashboard.exports``: the column where export buttons live (``export.py`` adds more).
+
+Everything that touches Bokeh runs on the session's event loop: the runner thread only
+fills its one-frame mailbox, and ``refresh`` (a periodic callback) draws the newest frame.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import weakref
+from pathlib import Path
+
+import numpy as np
+import panel as pn
+from bokeh.models import DataRange1d
+from bokeh.plotting import figure
+
+from xyprop.engine import METRIC_KEYS, Config, build_network, load_snapshot, load_task
+
+from .plots import LiveViews, geometry_key, preview_data, status_values
+from .runner import Runner
+from .settings import FIELDS, LIVE, Settings, sync_url
+
+#: Dashboards alive in this process (for benchmarks and in-process tests).
+ACTIVE: weakref.WeakSet = weakref.WeakSet()
+
+CSS = Path(__file__).resolve().parents[1] / "assets" / "xyprop.css"
+
+_WIDGETS = {  # field: (widget class, extra keyword arguments)
+    "task": (pn.widgets.Select, {}), "arch": (pn.widgets.Select, {}),
+    "rows": (pn.widgets.IntInput, {"start": 1}), "cols": (pn.widgets.IntInput, {"start": 1}),
+    "neighbourhood": (pn.widgets.Select, {}),
+    "skip_length": (pn.widgets.IntInput, {"start": 0}),
+    "skip_count": (pn.widgets.IntInput, {"start": 0}),
+    "hidden": (pn.widgets.IntInput, {"start": 1}), "layers": (pn.widgets.TextInput, {}),
+    "edge_file": (pn.widgets.TextInput, {}), "data_dir": (pn.widgets.TextInput, {}),
+    "beta": (pn.widgets.FloatInput, {"step": 0.01, "start": 0.0}),
+    "nudging": (pn.widgets.Select, {}), "cost": (pn.widgets.Select, {}),
+    "solver": (pn.widgets.Select, {}), "m_init": (pn.widgets.IntInput, {"start": 1}),
+    "lr": (pn.widgets.FloatInput, {"step": 0.005, "start": 0.0}),
+    "optimizer": (pn.widgets.Select, {}), "batch_size": (pn.widgets.IntInput, {"start": 1}),
+    "epochs": (pn.widgets.IntInput, {"start": 0}),
+    "lr_decay": (pn.widgets.FloatInput, {"step": 0.001, "start": 0.0}),
+    "stop_at_accuracy": (pn.widgets.FloatInput, {"step": 0.01, "start": 0.0, "end": 1.0}),
+    "seed": (pn.widgets.IntInput, {"start": 0}),
+    "init": (pn.widgets.Select, {}), "init_scale": (pn.widgets.FloatInput, {"step": 0.1}),
+}
+_GROUPS = (  # sidebar cards: (title, rows of fields)
+    ("Task and network", (("task", "arch"), ("rows", "cols"), ("neighbourhood",),
+                          ("skip_length", "skip_count"), ("hidden",), ("layers",),
+                          ("edge_file",), ("data_dir",))),
+    ("Physics", (("beta", "nudging"), ("cost", "solver"), ("m_init",))),
+    ("Training", (("lr", "optimizer"), ("batch_size", "epochs"),
+                  ("lr_decay", "stop_at_accuracy"), ("seed", "init"), ("init_scale",))),
+)
+_VISIBLE = {  # field: shown only when this holds
+    "rows": lambda s: s.arch == "lattice", "cols": lambda s: s.arch == "lattice",
+    "neighbourhood": lambda s: s.arch == "lattice",
+    "skip_length": lambda s: s.arch == "lattice", "skip_count": lambda s: s.arch == "lattice",
+    "hidden": lambda s: s.arch == "all-to-all", "layers": lambda s: s.arch == "layered",
+    "edge_file": lambda s: s.arch == "custom", "data_dir": lambda s: s.task == "mnist",
+}
+
+
+@functools.lru_cache(maxsize=8)
+def task_dims(task: str) -> tuple[int, int]:
+    """(inputs, outputs) of a task, for the network preview before any training."""
+    if task == "mnist":  # 28x28 pixels, 10 digits; avoids reading MNIST just to count
+        return 784, 10
+    t = load_task(task)
+    return t.n_inputs, t.n_outputs
+
+
+class Dashboard(pn.viewable.Viewer):
+    """Controls, views and the runner of one browser session (see module docstring).
+
+    Parameters
+    ----------
+    config : Config, optional   initial setup (otherwise defaults, then the page URL)
+    periodic : bool   start the refresh callback (needs a served document)
+    period_ms : int   refresh period (60 ms: about 16 frames per second)
+    """
+
+    def __init__(self, config: Config | None = None, *, periodic: bool = True,
+                 period_ms: int = 60, **params):
+        super().__init__(**params)
+        self.settings = Settings()
+        self._settings_error: str | None = None
+        self._url_errors: list[str] = []
+        if config is not None:
+            self.settings.from_config(config)
+        sync_url(self.settings, on_error=self._url_error)
+        try:
+            cfg = self.settings.to_config()
+        except ValueError as e:
+            self._settings_error = str(e)
+            cfg = Config(parallel=False)
+        self.runner = Runner(cfg)
+        self.frame = self.runner.latest()
+        self._counter = self.frame.counter
+        self.stats = {"frames": 0, "update_seconds": 0.0}
+        self.views = LiveViews(self.frame.snapshot)
+        self._build_widgets()
+        self._build_layout()
+        self.settings.param.watch(self._on_settings, list(FIELDS))
+        self._on_settings()
+        self._draw(self.frame, force=True)
+        self._callback = None
+        if periodic and pn.state.curdoc is not None:
+            self._callback = pn.state.add_periodic_callback(self.refresh, period=period_ms)
+            pn.state.on_session_destroyed(self._destroyed)
+        ACTIVE.add(self)
+
+    # -- construction ----------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        s = self.settings
+        self.widgets = {}
+        for f in FIELDS:
+            cls, kw = _WIDGETS[f]
+            self.widgets[f] = cls.from_param(s.param[f], css_classes=[f"xy-field-{f}"],
+                                             sizing_mode="stretch_width", **kw)
+        self.train = pn.widgets.Button(name="Train", button_type="primary", width=80)
+        self.step = pn.widgets.Button(name="Step", width=70)
+        self.reset = pn.widgets.Button(name="Reset", width=70)
+        self.new_seed = pn.widgets.Button(name="New seed", width=90)
+        self.train.on_click(lambda e: self.toggle_train())
+        self.step.on_click(lambda e: self.step_once())
+        self.reset.on_click(lambda e: self.do_reset())
+        self.new_seed.on_click(lambda e: self.do_reset(new_seed=True))
+        self.sample = pn.widgets.IntSlider(name="Sample (row of the last batch)", start=0,
+                                           end=1, value=0, css_classes=["xy-sample"],
+                                           sizing_mode="stretch_width")
+        self.sample.param.watch(lambda e: self._draw(self.frame, force=True), "value")
+        self.upload = pn.widgets.FileInput(accept=".npz,.toml,.json", css_classes=["xy-upload"],
+                                           sizing_mode="stretch_width")
+        self.upload.param.watch(self._on_upload, "value")
+        self.epoch_pane = pn.pane.HTML("Epoch 0", css_classes=["xy-epoch"], margin=(5, 10))
+        self.status_pane = pn.pane.HTML("", css_classes=["xy-status"], margin=(5, 10),
+                                        sizing_mode="stretch_width")
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False,
+                                   css_classes=["xy-alert"], sizing_mode="stretch_width")
+        self.notice = pn.pane.Alert("", alert_type="warning", visible=False,
+                                    css_classes=["xy-notice"], sizing_mode="stretch_width")
+        self.couplings_pane = pn.pane.HTML("", css_classes=["xy-couplings"],
+                                           sizing_mode="stretch_width")
+        self.preview = figure(width=290, height=170, toolbar_location=None,
+                              x_range=DataRange1d(range_padding=0.08),
+                              y_range=DataRange1d(range_padding=0.08))
+        self.preview.axis.visible = False
+        self.preview.grid.visible = False
+        self.preview.outline_line_color = None
+        self._pv_nodes, self._pv_edges = (
+            self.preview.scatter("x", "y", color="color", size=5).data_source,
+            self.preview.segment("x0", "y0", "x1", "y1", color="#9e9e9e", alpha=0.5,
+                                 line_width=1).data_source)
+        self.preview.renderers = self.preview.renderers[::-1]  # bonds under nodes
+        self.panes = {k: pn.pane.Bokeh(fig, css_classes=[f"xy-view-{k}"], margin=2)
+                      for k, fig in self.views.figures.items()}
+        self.exports = pn.Column(
+            pn.widgets.FileDownload(callback=self._npz_file, filename="xyprop-snapshot.npz",
+                                    label="Snapshot (.npz)", sizing_mode="stretch_width"),
+            pn.widgets.FileDownload(callback=self._csv_file, filename="xyprop-metrics.csv",
+                                    label="Metrics (.csv)", sizing_mode="stretch_width"),
+            pn.widgets.FileDownload(callback=self._toml_file, filename="xyprop-config.toml",
+                                    label="Config (.toml)", sizing_mode="stretch_width"),
+            sizing_mode="stretch_width", css_classes=["xy-exports"])
+
+    def _build_layout(self) -> None:
+        w = self.widgets
+        cards = []
+        for title, rows in _GROUPS:
+            cards.append(pn.Card(*[pn.Row(*[w[f] for f in r], sizing_mode="stretch_width")
+                                   for r in rows], title=title, sizing_mode="stretch_width",
+                                 collapsible=True, margin=(5, 0)))
+        self.sidebar = pn.Column(
+            pn.Row(self.train, self.step, self.reset, self.new_seed, margin=(0, 0, 5, 0)),
+            self.couplings_pane, pn.pane.Bokeh(self.preview, css_classes=["xy-preview"]),
+            *cards,
+            pn.Card(pn.pane.HTML("<small>Continue from a snapshot (.npz) or reproduce a "
+                                 "config (.toml / .json):</small>"), self.upload,
+                    title="Load", sizing_mode="stretch_width", margin=(5, 0)),
+            pn.Card(self.exports, pn.pane.HTML(
+                "<small>The page address carries every setting: copy it to share this "
+                "setup.</small>"), title="Export and share", sizing_mode="stretch_width",
+                margin=(5, 0)),
+            sizing_mode="stretch_width")
+        p = self.panes
+        card = functools.partial(pn.Card, collapsible=False, margin=(5, 5))
+        self.main = pn.Column(
+            pn.Row(self.epoch_pane, self.status_pane, sizing_mode="stretch_width"),
+            self.alert, self.notice,
+            card(pn.Row(p["phase_free"], p["phase_nudged"], p["phase_diff"]), self.sample,
+                 title="Spin phases"),
+            pn.FlexBox(card(pn.Row(p["couplings"], p["change"]), title="Couplings"),
+                       card(p["response"], title="Response (where the nudge reaches)")),
+            pn.FlexBox(card(pn.Row(p["loss"], p["accuracy"]), title="Learning curves"),
+                       card(pn.Row(p["outputs"], p["confusion"]), title="Outputs")),
+            sizing_mode="stretch_width")
+
+    def __panel__(self):
+        return pn.Row(pn.Column(self.sidebar, width=330), self.main,
+                      sizing_mode="stretch_width")
+
+    def template(self) -> pn.template.FastListTemplate:
+        """The page: a FastListTemplate with the controls in its sidebar."""
+        return pn.template.FastListTemplate(
+            title="xyprop: XY oscillator networks trained with equilibrium propagation",
+            sidebar=[self.sidebar], main=[self.main], sidebar_width=340,
+            accent_base_color="#3b6ea8", header_background="#2c4f7c", main_layout=None,
+            raw_css=[CSS.read_text()] if CSS.exists() else [], theme_toggle=False)
+
+    # -- actions ---------------------------------------------------------------------------
+    def toggle_train(self) -> None:
+        """Train button: start (applying pending settings to a fresh run) or pause."""
+        r = self.runner
+        if r.state == "running":
+            r.pause()
+        else:
+            if r.trainer.step_count == 0 and self._pending():
+                if not self.do_reset():
+                    return
+            if not r.start():
+                self._note("Training finished (epochs or target accuracy reached): raise "
+                           "Epochs or press Reset.", "info")
+        self._sync_buttons()
+
+    def step_once(self) -> None:
+        if self.runner.trainer.step_count == 0 and self._pending():
+            if not self.do_reset():
+                return
+        self.runner.step_once()
+
+    def do_reset(self, new_seed: bool = False) -> bool:
+        """Rebuild the network from the sidebar (Reset / New seed). False if invalid."""
+        if new_seed:
+            self.settings.seed = int(np.random.default_rng().integers(2**31))
+        try:
+            cfg = self.settings.to_config()
+        except ValueError as e:
+            self._set_error(str(e))
+            return False
+        try:
+            self.runner.reset(cfg)
+        except (ValueError, RuntimeError, OSError) as e:  # e.g. data that cannot be loaded
+            self._set_error(str(e))
+            return False
+        self._set_error(None)
+        self._after_rebuild()
+        return True
+
+    def _after_rebuild(self) -> None:
+        self._on_settings()
+        self._draw(self.runner.latest(), force=True)
+        self._sync_buttons()
+
+    def load_snapshot_bytes(self, data: bytes) -> None:
+        """Continue from an uploaded ``.npz`` (settings follow its config)."""
+        snap = load_snapshot(io.BytesIO(data))
+        cfg = self.runner.load(snap)
+        self.settings.from_config(cfg)
+        self._after_rebuild()
+
+    def load_config_text(self, text: str, json: bool = False) -> None:
+        """Reproduce an uploaded config: settings follow it, then Reset."""
+        cfg = Config.from_json(text) if json else Config.from_toml(text)
+        self.settings.from_config(cfg)
+        self.do_reset()
+
+    def _on_upload(self, event) -> None:
+        name = (self.upload.filename or "").lower()
+        if not event.new:
+            return
+        try:
+            if name.endswith(".npz"):
+                self.load_snapshot_bytes(event.new)
+            elif name.endswith((".toml", ".json")):
+                self.load_config_text(event.new.decode("utf-8"), json=name.endswith(".json"))
+            else:
+                raise ValueError(f"upload: {self.upload.filename!r} is not a .npz snapshot "
+                                 "or a .toml / .json config")
+            self._set_error(None)
+        except (ValueError, UnicodeDecodeError) as e:
+            self._set_error(str(e))
+
+    # -- settings --------------------------------------------------------------------------
+    def _url_error(self, values: dict) -> None:
+        bad = []
+        for k, v in values.items():  # apply what is valid, report the rest
+            try:
+                setattr(self.settings, k, v)
+            except (ValueError, TypeError):
+                bad.append(f"{k}={v!r}")
+        if bad:
+            self._settings_error = "ignored invalid URL setting(s): " + ", ".join(bad)
+
+    def _pending(self) -> list[str]:
+        try:
+            return self.settings.pending(self.runner.trainer.config)
+        except ValueError:
+            return []
+
+    def _on_settings(self, *events) -> None:
+        s, names = self.settings, {e.name for e in events}
+        for f, cond in _VISIBLE.items():
+            self.widgets[f].visible = cond(s)
+        error = None
+        try:
+            cfg = s.to_config()
+            if not events or names & set(LIVE):
+                self.runner.set_live(**s.live_values())
+            pending = s.pending(self.runner.trainer.config)
+            if not events or names - set(LIVE):
+                self._update_preview(cfg)
+        except ValueError as e:
+            error, pending = str(e), []
+        if events or error:
+            self._set_error(error)
+        self.notice.object = "Reset needed to apply: " + ", ".join(pending)
+        self.notice.alert_type = "warning"
+        self.notice.visible = bool(pending)
+
+    def _update_preview(self, cfg: Config) -> None:
+        n_in, n_out = task_dims(cfg.task)
+        net = build_network(cfg, n_in, n_out)
+        n_par = net.n_params + 2 * int(net.free.sum())
+        self.couplings_pane.object = (
+            f"<b>{net.n_edges:,}</b> couplings | {net.n_nodes:,} nodes ({n_in} in, "
+            f"{n_out} out) | {n_par:,} trainable parameters")
+        nodes, edges = preview_data(net)
+        self._pv_nodes.data, self._pv_edges.data = nodes, edges
+        self.preview.y_range.flipped = net.kind == "lattice"
+
+    def _set_error(self, msg: str | None) -> None:
+        self._settings_error = msg
+        self._show_alert()
+
+    def _show_alert(self) -> None:
+        msgs = [m for m in (self._settings_error,) if m]
+        if self.runner.state == "error" and self.runner.error:
+            msgs.append(f"Training stopped: {self.runner.error}")
+        text = "<br>".join(msgs)
+        if text != self.alert.object:
+            self.alert.object = text
+        self.alert.visible = bool(msgs)
+
+    def _note(self, text: str, kind: str = "info") -> None:
+        self.notice.object, self.notice.alert_type, self.notice.visible = text, kind, True
+
+    # -- drawing ---------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Periodic callback: draw the newest frame if there is one (stale ones are gone)."""
+        f = self.runner.latest(self._counter)
+        if f is None:
+            self._sync_buttons()
+            return
+        self._draw(f)
+
+    def _draw(self, f, force: bool = False) -> None:
+        import time
+
+        t0 = time.perf_counter()
+        self._counter, self.frame = f.counter, f
+        snap = f.snapshot
+        with pn.io.hold():
+            if geometry_key(snap) != self.views.key:
+                self.views = LiveViews(snap)
+                for k, fig in self.views.figures.items():
+                    self.panes[k].object = fig
+            b = snap.free_phases.shape[0]
+            if b > 1 and self.sample.end != b - 1:
+                self.sample.end = b - 1
+            self.views.update(f, self.sample.value, now=t0)
+            st = status_values(f)
+            self.epoch_pane.object = f"Epoch {st['epoch']} / {st['epochs']}"
+            acc = "" if st["train_accuracy"] is None else (
+                f" | accuracy train {st['train_accuracy']:.1%}, "
+                f"test {st['test_accuracy']:.1%}")
+            self.status_pane.object = (
+                f"<span class='xy-state xy-state-{st['state']}'>{st['state']}</span> | "
+                f"step {st['step']} | {st['samples_per_s']:.0f} samples/s | "
+                f"{st['iterations']:.0f} relaxation sweeps | {st['failures']} failures{acc}")
+            self._sync_buttons()
+            self._show_alert()
+        self.stats["frames"] += 1
+        self.stats["update_seconds"] += time.perf_counter() - t0
+
+    def _sync_buttons(self) -> None:
+        label = "Pause" if self.runner.state == "running" else "Train"
+        if self.train.name != label:
+            self.train.name = label
+        self.step.disabled = self.runner.state == "running"
+
+    # -- exports ---------------------------------------------------------------------------
+    def _npz_file(self) -> io.BytesIO:
+        return io.BytesIO(self.runner.latest().snapshot.to_bytes())
+
+    def _csv_file(self) -> io.StringIO:
+        rows = self.runner.latest().snapshot.history
+        lines = [",".join(METRIC_KEYS)]
+        lines += [",".join(repr(r.get(k, "")) for k in METRIC_KEYS) for r in rows]
+        return io.StringIO("\n".join(lines) + "\n")
+
+    def _toml_file(self) -> io.StringIO:
+        return io.StringIO(self.runner.config.to_toml())
+
+    # -- cleanup ---------------------------------------------------------------------------
+    def _destroyed(self, session_context=None) -> None:
+        if self._callback is not None:
+            self._callback.stop()
+        self.runner.stop(timeout=10)
+        ACTIVE.discard(self)
+
+
+__all__ = ["Dashboard", "ACTIVE", "task_dims"]
