@@ -106,6 +106,18 @@ class System:
         self.omega = float(omega) if omega else auto_omega(net.depth)
         self.parallel = bool(parallel)
         self.indptr, self.nbr, self.slot_edge = net.adjacency()
+        # The kernels sweep only couplings among free sites; couplings to clamped inputs
+        # enter once per relaxation as a fixed field (kernels.input_field).
+        free = net.free
+        keep = free[self.nbr]
+        owner = np.repeat(np.arange(net.n_nodes), np.diff(self.indptr))
+        self.free_indptr = np.zeros_like(self.indptr)
+        np.cumsum(np.bincount(owner[keep], minlength=net.n_nodes), out=self.free_indptr[1:])
+        self.free_nbr = self.nbr[keep]
+        self.free_slot_edge = self.slot_edge[keep]
+        to_input = free[owner] & ~keep
+        self.in_node, self.in_src = owner[to_input], self.nbr[to_input]
+        self.in_edge = self.slot_edge[to_input]
         self.order = net.update_order()
         self.free = net.free
         self.out_pos = net.out_pos
@@ -132,9 +144,11 @@ class System:
         if targets is None:
             targets = np.zeros((S, self.outputs.size))
         targets = np.ascontiguousarray(targets, dtype=np.float64)
-        wa = np.ascontiguousarray(w_edge[self.slot_edge], dtype=np.float64)
+        w_edge = np.asarray(w_edge, dtype=np.float64)
+        wa = np.ascontiguousarray(w_edge[self.free_slot_edge])
         h = np.asarray(h, dtype=np.float64) * self.free
-        hx, hy = h * np.cos(psi), h * np.sin(psi)
+        hx, hy = K.input_field(phi, h * np.cos(psi), h * np.sin(psi), self.in_node,
+                               self.in_src, np.ascontiguousarray(w_edge[self.in_edge]))
         # Euler is stable for dt < 2 / lambda_max; Gershgorin bounds lambda_max by this.
         rows = np.zeros(self.net.n_nodes)
         np.add.at(rows, np.r_[self.net.src, self.net.dst], np.abs(np.r_[w_edge, w_edge]))
@@ -143,8 +157,8 @@ class System:
         resid = np.zeros(S)
         status = np.zeros(S, dtype=np.int64)
         fn = K.relax_batch_parallel if self.parallel else K.relax_batch_serial
-        fn(phi, self.indptr, self.nbr, wa, hx, hy, self.order, self.free, self.out_pos,
-           targets, float(beta), self.cost, self.solver, self.omega, dt, self.tol,
+        fn(phi, self.free_indptr, self.free_nbr, wa, hx, hy, self.order, self.free,
+           self.out_pos, targets, float(beta), self.cost, self.solver, self.omega, dt, self.tol,
            self.max_iter, iters, resid, status)
         return Relaxation(phi, iters, resid, status)
 
@@ -154,8 +168,11 @@ class System:
         if targets is None:
             targets = np.zeros((phi.shape[0], self.outputs.size))
         h = np.asarray(h, dtype=np.float64) * self.free
-        return K.forces_batch(phi, self.indptr, self.nbr, w_edge[self.slot_edge],
-                              h * np.cos(psi), h * np.sin(psi), self.free, self.out_pos,
+        S = phi.shape[0]
+        hx = np.tile(h * np.cos(psi), (S, 1))
+        hy = np.tile(h * np.sin(psi), (S, 1))
+        return K.forces_batch(phi, self.indptr, self.nbr, w_edge[self.slot_edge], hx, hy,
+                              self.free, self.out_pos,
                               np.ascontiguousarray(targets, dtype=np.float64), float(beta),
                               self.cost)
 

@@ -214,26 +214,34 @@ def _relax_flow_one(phi, indptr, nbr, wa, hx, hy, free, out_pos, tgt, beta, cost
                 step = 0.1
             elif step < -0.1:
                 step = -0.1
+            f[i] = step
             o = out_pos[i]
             # Only the log-cosine well is unbounded. Test where the step lands before
             # wrapping: one step can jump right over the singular anti-target.
             if beta < 0.0 and cost == COST_LOG_COSINE and o >= 0:
                 if math.pi - abs(_wrap(phi[i] - tgt[o]) + step) < _RUNAWAY_GAP:
                     ran = True
-            phi[i] += step
-        if ran:
+        if ran:  # keep the last state before the fall, as the exact solver does
             return it, maxf, RUNAWAY
+        for i in range(n):
+            phi[i] += f[i]
     return max_iter, maxf, NOT_CONVERGED
 
 
 def _relax_batch_impl(phi, indptr, nbr, wa, hx, hy, order, free, out_pos, targets, beta,
                       cost, solver, omega, dt, tol, max_iter, iters, resid, status):
+    """Relax every sample (row of ``phi`` (S, N)) in place.
+
+    ``hx, hy`` (S, N) are each sample's fixed field: the bias plus the pull of the clamped
+    inputs, computed once per relaxation (``input_field``) instead of once per sweep, so
+    the CSR arrays need to hold only the couplings among free sites.
+    """
     for s in prange(phi.shape[0]):
         if solver == 0:
-            it, r, st = _relax_exact_one(phi[s], indptr, nbr, wa, hx, hy, order, out_pos,
-                                         targets[s], beta, cost, omega, tol, max_iter)
+            it, r, st = _relax_exact_one(phi[s], indptr, nbr, wa, hx[s], hy[s], order,
+                                         out_pos, targets[s], beta, cost, omega, tol, max_iter)
         else:
-            it, r, st = _relax_flow_one(phi[s], indptr, nbr, wa, hx, hy, free, out_pos,
+            it, r, st = _relax_flow_one(phi[s], indptr, nbr, wa, hx[s], hy[s], free, out_pos,
                                         targets[s], beta, cost, dt, tol, max_iter)
         iters[s] = it
         resid[s] = r
@@ -246,12 +254,33 @@ relax_batch_parallel = njit(nogil=True, cache=True, parallel=True)(_relax_batch_
 
 @njit(nogil=True, cache=True)
 def forces_batch(phi, indptr, nbr, wa, hx, hy, free, out_pos, targets, beta, cost):
-    """-dE/dphi (S, N) for every sample; zero on clamped sites."""
+    """-dE/dphi (S, N) for every sample; zero on clamped sites. ``hx, hy`` (S, N)."""
     f = np.zeros_like(phi)
     for s in range(phi.shape[0]):
-        _forces_one(phi[s], indptr, nbr, wa, hx, hy, free, out_pos, targets[s], beta, cost,
-                    f[s])
+        _forces_one(phi[s], indptr, nbr, wa, hx[s], hy[s], free, out_pos, targets[s], beta,
+                    cost, f[s])
     return f
+
+
+@njit(nogil=True, cache=True)
+def input_field(phi, hx, hy, node, src_node, w_in):
+    """Fixed field on free sites per sample: bias + sum of couplings to clamped inputs.
+
+    ``hx, hy`` (N,) bias field; ``node`` (K,) free endpoint, ``src_node`` (K,) input
+    endpoint and ``w_in`` (K,) coupling of each input edge. Returns (S, N) x and y parts.
+    """
+    S, n = phi.shape
+    fx = np.empty((S, n))
+    fy = np.empty((S, n))
+    for s in range(S):
+        for i in range(n):
+            fx[s, i] = hx[i]
+            fy[s, i] = hy[i]
+        for k in range(node.shape[0]):
+            a = phi[s, src_node[k]]
+            fx[s, node[k]] += w_in[k] * math.cos(a)
+            fy[s, node[k]] += w_in[k] * math.sin(a)
+    return fx, fy
 
 
 @njit(nogil=True, cache=True)
