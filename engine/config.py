@@ -24,7 +24,9 @@ else:  # pragma: no cover
 import tomli_w
 
 TASKS = ("xor", "iris", "digits", "mnist")
-ARCHS = ("all-to-all", "layered", "lattice", "custom")
+ARCHS = ("all-to-all", "layered", "lattice", "stacked", "custom")
+INTRAS = (0, 4, 8)
+READOUTS = ("dense", "local")
 NEIGHBOURHOODS = (4, 8)
 PLACEMENTS = ("spread", "centre", "start")
 NUDGINGS = ("one-sided", "centered")
@@ -59,6 +61,14 @@ class Config:
     input_placement: str = "spread"
     output_placement: str = "spread"
     edge_file: str | None = None
+    # stacked lattices (P26): input sheet -> hidden sheets with local receptive fields
+    window: int = 6
+    stride: int = 1
+    channels: int = 1
+    sheets: int = 1
+    weight_sharing: bool = False
+    intra: int = 0
+    readout: str = "dense"
     # -- physics
     beta: float = 0.1
     nudging: str = "one-sided"
@@ -184,6 +194,7 @@ def validate(c: Config) -> None:
         "task": TASKS, "arch": ARCHS, "neighbourhood": NEIGHBOURHOODS,
         "input_placement": PLACEMENTS, "output_placement": PLACEMENTS, "nudging": NUDGINGS,
         "cost": COSTS, "solver": SOLVERS, "optimizer": OPTIMIZERS, "init": INITS,
+        "intra": INTRAS, "readout": READOUTS,
     }
     for name, allowed in choices.items():
         v = getattr(c, name)
@@ -192,7 +203,7 @@ def validate(c: Config) -> None:
     ints = {  # name: minimum
         "hidden": 1, "rows": 1, "cols": 1, "skip_length": 0, "skip_count": 0,
         "max_iter": 1, "m_init": 1, "epochs": 0, "batch_size": 1, "seed": 0,
-        "eval_restarts": 0,
+        "eval_restarts": 0, "window": 1, "stride": 1, "channels": 1, "sheets": 1,
     }
     for name, lo in ints.items():
         v = getattr(c, name)
@@ -223,7 +234,7 @@ def validate(c: Config) -> None:
         not _is_real(c.stop_at_accuracy) or not 0 < c.stop_at_accuracy <= 1
     ):
         _fail("stop_at_accuracy", c.stop_at_accuracy, "a fraction in (0, 1], or unset")
-    for name in ("train_bias", "parallel"):
+    for name in ("train_bias", "parallel", "weight_sharing"):
         if not isinstance(getattr(c, name), bool):
             _fail(name, getattr(c, name), "true or false")
     if c.arch == "lattice" and c.rows * c.cols < 2:

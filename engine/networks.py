@@ -41,6 +41,9 @@ class Network:
         (rows, cols) for lattices.
     depth : int
         Largest graph distance from an input to any node (sets the over-relaxation).
+    sheets : tuple of (first_node, channels, side)
+        Stacked networks: the node block of each sheet, input sheet first; node
+        ``first + (c * side + r) * side + q`` is channel c, row r, column q.
     """
 
     n_nodes: int
@@ -55,6 +58,7 @@ class Network:
     kind: str
     shape: tuple[int, int] | None = None
     depth: int = field(default=1)
+    sheets: tuple = ()
 
     @property
     def n_edges(self) -> int:
@@ -114,7 +118,8 @@ def _spread(n: int, width: int, placement: str, what: str) -> np.ndarray:
     return np.floor((np.arange(n) + 0.5) * width / n).astype(np.int64)
 
 
-def _finish(n_nodes, edges, inputs, outputs, coords, layer, kind, shape=None, share=None):
+def _finish(n_nodes, edges, inputs, outputs, coords, layer, kind, shape=None, share=None,
+            sheets=()):
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     src, dst = edges[:, 0].copy(), edges[:, 1].copy()
     if share is None:
@@ -123,7 +128,7 @@ def _finish(n_nodes, edges, inputs, outputs, coords, layer, kind, shape=None, sh
     net = Network(n_nodes, src, dst, np.asarray(share, dtype=np.int64), n_params,
                   np.asarray(inputs, dtype=np.int64), np.asarray(outputs, dtype=np.int64),
                   np.asarray(coords, dtype=np.float64), np.asarray(layer, dtype=np.int64),
-                  kind, shape)
+                  kind, shape, 1, tuple(sheets))
     object.__setattr__(net, "depth", _depth(net))
     return net
 
@@ -287,6 +292,101 @@ def read_edge_file(path, n_in, n_out) -> Network:
     return _finish(n, e, inputs, outputs, _layer_coords(layer), layer, "custom", share=share)
 
 
+def _grid_edges(idx: np.ndarray, neighbourhood: int) -> np.ndarray:
+    """Open-boundary 4- or 8-neighbour bonds of a 2-D index array."""
+    e = [np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], 1),
+         np.stack([idx[:-1, :].ravel(), idx[1:, :].ravel()], 1)]
+    if neighbourhood == 8:
+        e += [np.stack([idx[:-1, :-1].ravel(), idx[1:, 1:].ravel()], 1),
+              np.stack([idx[:-1, 1:].ravel(), idx[1:, :-1].ravel()], 1)]
+    return np.concatenate(e)
+
+
+def stacked(side, n_out, window=6, stride=1, channels=1, sheets=1, weight_sharing=False,
+            intra=0, readout="dense") -> Network:
+    """Stacked lattices with local receptive fields (P26's MNIST networks).
+
+    A clamped ``side`` x ``side`` input sheet feeds ``sheets`` hidden sheets, each of
+    ``channels`` channels of side ``(prev - window) // stride + 1``; hidden site (c, r, q)
+    couples to the ``window`` x ``window`` patch at (r * stride, q * stride) of every
+    channel of the previous sheet. With ``weight_sharing`` the couplings of one
+    (channel, previous channel, window offset) share one parameter: a convolution kernel.
+    ``intra`` = 4 or 8 adds lattice bonds inside each hidden channel. The readout couples
+    every site of the last sheet to every output ("dense") or each output to one
+    column strip of it ("local").
+
+    Counts: 28x28 input, window 6, stride 1 -> one 23x23 sheet, 19,044 input couplings;
+    dense readout to 10 outputs adds 5,290.
+    """
+    sides, prev = [side], side
+    for _ in range(sheets):
+        if prev < window or (prev - window) % stride:
+            raise ValueError(
+                f"config field 'window': got {window} with stride {stride} on a {prev}x{prev} "
+                f"sheet; allowed: window <= {prev} and (side - window) divisible by stride"
+            )
+        prev = (prev - window) // stride + 1
+        sides.append(prev)
+    chans = [1] + [channels] * sheets
+    firsts = np.r_[0, np.cumsum([c * s * s for c, s in zip(chans, sides, strict=True)])]
+    n = int(firsts[-1]) + n_out
+    edges, share, next_param = [], [], 0
+    for l in range(1, sheets + 1):
+        ps, cs = sides[l - 1], sides[l]
+        prev_idx = firsts[l - 1] + np.arange(chans[l - 1] * ps * ps).reshape(chans[l - 1], ps, ps)
+        cur_idx = firsts[l] + np.arange(channels * cs * cs).reshape(channels, cs, cs)
+        a, b = np.meshgrid(np.arange(window), np.arange(window), indexing="ij")
+        r, q = np.meshgrid(np.arange(cs), np.arange(cs), indexing="ij")
+        # (channel, prev channel, r, q, a, b) -> one edge each
+        rows = r[:, :, None, None] * stride + a[None, None]
+        cols = q[:, :, None, None] * stride + b[None, None]
+        for c in range(channels):
+            for cp in range(chans[l - 1]):
+                src = prev_idx[cp][rows, cols]  # (cs, cs, k, k)
+                dst = np.broadcast_to(cur_idx[c][:, :, None, None], src.shape)
+                edges.append(np.stack([src.ravel(), dst.ravel()], 1))
+                if weight_sharing:
+                    kern = next_param + np.arange(window * window).reshape(window, window)
+                    share.append(np.broadcast_to(kern, src.shape).ravel())
+                    next_param += window * window
+                else:
+                    share.append(next_param + np.arange(src.size))
+                    next_param += src.size
+        if intra:
+            for c in range(channels):
+                e = _grid_edges(cur_idx[c], intra)
+                edges.append(e)
+                share.append(next_param + np.arange(len(e)))
+                next_param += len(e)
+    last = firsts[sheets] + np.arange(channels * sides[-1] ** 2).reshape(channels, sides[-1], -1)
+    outputs = firsts[-1] + np.arange(n_out)
+    if readout == "dense":
+        e = np.stack(np.meshgrid(last.ravel(), outputs, indexing="ij"), -1).reshape(-1, 2)
+    else:
+        strips = np.array_split(np.arange(sides[-1]), n_out)
+        e = np.concatenate([np.stack([last[:, :, cols].ravel(),
+                                      np.full(last[:, :, cols].size, o)], 1)
+                            for o, cols in zip(outputs, strips, strict=True)])
+    edges.append(e)
+    share.append(next_param + np.arange(len(e)))
+    coords = np.zeros((n, 2))
+    layer = np.zeros(n, dtype=np.int64)
+    x0 = 0.0
+    for l, (c, sd) in enumerate(zip(chans, sides, strict=True)):
+        blk = np.arange(c * sd * sd)
+        ch, rr, qq = blk // (sd * sd), (blk // sd) % sd, blk % sd
+        coords[firsts[l] + blk, 0] = x0 + qq
+        coords[firsts[l] + blk, 1] = rr + ch * (sd + 2)
+        layer[firsts[l] + blk] = l
+        x0 += sd + 3
+    coords[outputs, 0] = x0
+    coords[outputs, 1] = np.arange(n_out) * max(sides[-1], n_out) / n_out
+    layer[outputs] = sheets + 1
+    sheet_info = [(int(firsts[l]), chans[l], sides[l]) for l in range(sheets + 1)]
+    return _finish(n, np.concatenate(edges), np.arange(side * side), outputs, coords, layer,
+                   "stacked", share=np.concatenate(share), sheets=sheet_info)
+
+
 def build_network(config: Config, n_in: int, n_out: int) -> Network:
     """The network that ``config`` describes for a task with ``n_in`` inputs, ``n_out`` outputs."""
     c = config
@@ -297,4 +397,11 @@ def build_network(config: Config, n_in: int, n_out: int) -> Network:
         return all_to_all(n_in, c.hidden, n_out)
     if c.arch == "layered":
         return layered([n_in, *c.layers, n_out])
+    if c.arch == "stacked":
+        side = int(round(n_in ** 0.5))
+        if side * side != n_in:
+            raise ValueError(f"config field 'arch': got 'stacked' for a task with {n_in} "
+                             "inputs; allowed: image tasks (digits, mnist) with square inputs")
+        return stacked(side, n_out, c.window, c.stride, c.channels, c.sheets,
+                       c.weight_sharing, c.intra, c.readout)
     return read_edge_file(c.edge_file, n_in, n_out)
