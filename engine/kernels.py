@@ -272,14 +272,18 @@ def input_field(phi, hx, hy, node, src_node, w_in):
     S, n = phi.shape
     fx = np.empty((S, n))
     fy = np.empty((S, n))
+    cs = np.empty(n)
+    sn = np.empty(n)
     for s in range(S):
+        # one cos/sin per node, not per edge: an input pixel feeds window^2 sites
         for i in range(n):
             fx[s, i] = hx[i]
             fy[s, i] = hy[i]
+            cs[i] = math.cos(phi[s, i])
+            sn[i] = math.sin(phi[s, i])
         for k in range(node.shape[0]):
-            a = phi[s, src_node[k]]
-            fx[s, node[k]] += w_in[k] * math.cos(a)
-            fy[s, node[k]] += w_in[k] * math.sin(a)
+            fx[s, node[k]] += w_in[k] * cs[src_node[k]]
+            fy[s, node[k]] += w_in[k] * sn[src_node[k]]
     return fx, fy
 
 
@@ -334,12 +338,20 @@ def energy_param_grads(phi, src, dst, psi, h, weight):
     gw = np.zeros(src.shape[0])
     gh = np.zeros(n)
     gpsi = np.zeros(n)
+    cs = np.empty(n)
+    sn = np.empty(n)
+    cpsi = np.cos(psi)
+    spsi = np.sin(psi)
     for s in range(phi.shape[0]):
         a = weight[s]
-        for k in range(src.shape[0]):
-            gw[k] -= a * math.cos(phi[s, src[k]] - phi[s, dst[k]])
         for i in range(n):
-            d = phi[s, i] - psi[i]
-            gh[i] -= a * math.cos(d)
-            gpsi[i] -= a * h[i] * math.sin(d)
+            cs[i] = math.cos(phi[s, i])
+            sn[i] = math.sin(phi[s, i])
+        # cos(x - y) = cos x cos y + sin x sin y: no trigonometry per edge
+        for k in range(src.shape[0]):
+            i, j = src[k], dst[k]
+            gw[k] -= a * (cs[i] * cs[j] + sn[i] * sn[j])
+        for i in range(n):
+            gh[i] -= a * (cs[i] * cpsi[i] + sn[i] * spsi[i])
+            gpsi[i] -= a * h[i] * (sn[i] * cpsi[i] - cs[i] * spsi[i])
     return gw, gh, gpsi
