@@ -160,6 +160,12 @@ def lattice(rows, cols, n_in, n_out, neighbourhood=4, skip_length=0, skip_count=
     if rows < 2:
         raise ValueError(f"config field 'rows': got {rows}; allowed: >= 2 so inputs (first "
                          "row) and outputs (last row) differ")
+    if neighbourhood not in (4, 8):
+        raise ValueError(f"config field 'neighbourhood': got {neighbourhood!r}; allowed: 4 or 8")
+    if skip_count and skip_length < 2:
+        # length 1 would duplicate the nearest-neighbour bonds (and 0 is no bond at all)
+        raise ValueError(f"config field 'skip_length': got {skip_length}; allowed: an integer "
+                         ">= 2 when skip_count > 0")
     idx = np.arange(rows * cols).reshape(rows, cols)
     edges = [np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], 1),
              np.stack([idx[:-1, :].ravel(), idx[1:, :].ravel()], 1)]

@@ -204,6 +204,38 @@ class Trainer:
         return Evaluation(loss, float((pred == yy).mean()), rel.phi[::m], pred[::m],
                           int((rel.status != 0).sum()))
 
+    def result(self) -> Snapshot:
+        """The snapshot a finished run reports: the best one seen when training stops at a
+        target accuracy, else the current state."""
+        if self.config.stop_at_accuracy is not None and self.best is not None:
+            return self.best
+        return self.snapshot()
+
+    def summary(self, result: Snapshot | None = None) -> dict:
+        """Final metrics of a run, the keys shared by ``xyprop train --json`` and sweeps.
+
+        ``epochs``, ``train_loss``, ``train_accuracy``, ``test_loss``, ``test_accuracy``
+        (of ``result``, default ``self.result()``), ``n_couplings``, ``n_parameters``,
+        ``seconds``, ``epochs_run``, ``failures``, ``runaways``, ``stopped_early``.
+        """
+        result = result or self.result()
+        m = result.metrics
+        return {
+            "epochs": result.epoch, "train_loss": _finite(m.get("train_loss")),
+            "train_accuracy": m.get("train_accuracy"), "test_loss": _finite(m.get("test_loss")),
+            "test_accuracy": m.get("test_accuracy"), "n_couplings": self.net.n_edges,
+            "n_parameters": self.n_parameters, "seconds": self.seconds,
+            "epochs_run": self.epoch, "failures": sum(h["failures"] for h in self.history),
+            "runaways": sum(h["runaways"] for h in self.history),
+            "stopped_early": self.epoch < self.config.epochs,
+        }
+
+    @property
+    def n_parameters(self) -> int:
+        """Trainable parameters: shared couplings, plus h and psi per free site if trained."""
+        extra = 2 * int(self.net.free.sum()) if self.config.train_bias else 0
+        return self.net.n_params + extra
+
     # -- snapshots -------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         """A copy of the current state (safe to hand to another thread)."""
@@ -229,7 +261,7 @@ class Trainer:
                            if r else np.zeros((0, n_out))),
             perm=self.perm.copy(), kind=net.kind, shape=net.shape,
             info={"n_nodes": net.n_nodes, "n_couplings": net.n_edges,
-                  "n_parameters": net.n_params + 2 * int(net.free.sum()),
+                  "n_parameters": self.n_parameters,
                   "seconds": self.seconds, "mean_iterations": r.iters if r else 0.0,
                   "loss": r.loss if r else None},
         )
@@ -259,6 +291,11 @@ class Trainer:
         tr.rng.bit_generator.state = snap.rng_state
         tr._change = snap.coupling_change.copy()
         return tr
+
+
+def _finite(x):
+    """JSON has no NaN/inf: report them as None."""
+    return None if x is None or not np.isfinite(x) else float(x)
 
 
 def _better(row: dict, best: dict) -> bool:
