@@ -142,6 +142,9 @@ def load_snapshot(source) -> Snapshot:
         meta = json.loads(str(data.pop("meta")))
     except json.JSONDecodeError as e:
         raise ValueError(f"snapshot {name!r}: metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"snapshot {name!r}: metadata must be a JSON object, got "
+                         f"{type(meta).__name__}")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"snapshot {name!r}: format version {meta.get('format_version')!r}; "
                          f"this xyprop reads version {FORMAT_VERSION}")
@@ -159,9 +162,29 @@ def load_snapshot(source) -> Snapshot:
     return snap
 
 
+# Arrays with two axes (every other one has one): name -> what the second axis counts.
+_SECOND_AXIS = {"coords": "2", "free_phases": "N", "nudged_phases": "N",
+                "batch_targets": "n_out"}
+
+
 def _check(s: Snapshot, name: str) -> None:
-    sizes = {"E": s.src.shape[0] if s.src.ndim == 1 else -1, "N": s.h.shape[0],
-             "P": s.w.shape[0]}
+    for k in _ARRAYS:
+        a, want = getattr(s, k), 2 if k in _SECOND_AXIS else 1
+        if a.ndim != want:
+            raise ValueError(f"snapshot {name!r}: array {k!r} has shape {a.shape}; "
+                             f"expected {want} axis/axes")
+    sizes = {"E": s.src.shape[0], "N": s.h.shape[0], "P": s.w.shape[0]}
+    # The last batch's arrays are indexed together (plots): rows and widths must agree.
+    second = {"2": 2, "N": sizes["N"], "n_out": s.output_nodes.size}
+    rows = s.free_phases.shape[0]
+    for k, what in _SECOND_AXIS.items():
+        a = getattr(s, k)
+        if a.shape[1] != second[what] or (k != "coords" and a.shape[0] != rows):
+            raise ValueError(f"snapshot {name!r}: array {k!r} has shape {a.shape}; expected "
+                             f"({'N' if k == 'coords' else rows}, {second[what]})")
+    if s.batch_index.shape[0] != rows:
+        raise ValueError(f"snapshot {name!r}: array 'batch_index' has shape "
+                         f"{s.batch_index.shape}; expected ({rows},)")
     for k, (kind, axis) in _ARRAYS.items():
         a = getattr(s, k)
         if a.dtype.kind not in (kind, "u" if kind == "i" else kind):
@@ -177,11 +200,12 @@ def _check(s: Snapshot, name: str) -> None:
             raise ValueError(f"snapshot {name!r}: {k} has node indices outside 0..{n - 1}")
     if s.param_index.size and (s.param_index.min() < 0 or s.param_index.max() >= sizes["P"]):
         raise ValueError(f"snapshot {name!r}: param_index outside 0..{sizes['P'] - 1}")
-    if not np.array_equal(s.coupling, s.w[s.param_index]):
-        raise ValueError(f"snapshot {name!r}: coupling does not equal w[param_index]")
+    # finiteness first: NaN != NaN would otherwise be reported as a coupling mismatch
     for k in ("w", "h", "psi"):
         if not np.isfinite(getattr(s, k)).all():
             raise ValueError(f"snapshot {name!r}: {k} holds NaN or infinite values")
+    if not np.array_equal(s.coupling, s.w[s.param_index]):
+        raise ValueError(f"snapshot {name!r}: coupling does not equal w[param_index]")
 
 
 __all__ = ["Snapshot", "load_snapshot", "FORMAT_VERSION"]

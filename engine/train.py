@@ -263,7 +263,10 @@ class Trainer:
             info={"n_nodes": net.n_nodes, "n_couplings": net.n_edges,
                   "n_parameters": self.n_parameters,
                   "seconds": self.seconds, "mean_iterations": r.iters if r else 0.0,
-                  "loss": r.loss if r else None},
+                  "loss": r.loss if r else None,
+                  # the running sums of the unfinished epoch, so a resumed run reports
+                  # the same epoch metrics as an uninterrupted one
+                  "epoch_stats": dict(self._epoch_stats)},
         )
 
     @classmethod
@@ -290,6 +293,7 @@ class Trainer:
             raise ValueError("snapshot: its sample order does not match the task's training set")
         tr.rng.bit_generator.state = snap.rng_state
         tr._change = snap.coupling_change.copy()
+        tr._epoch_stats = {**tr._empty_stats(), **snap.info.get("epoch_stats", {})}
         return tr
 
 

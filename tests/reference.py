@@ -298,4 +298,4 @@ def all_to_all_edge_count(n_in: int, n_hidden: int, n_out: int) -> int:
 def layered_edge_count(sizes) -> int:
     """Consecutive layers fully bipartite: sum_k n_k n_{k+1}."""
     sizes = list(sizes)
-    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))

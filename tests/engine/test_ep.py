@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from xyprop.engine import System, lattice, read_edge_file
 from xyprop.engine.gradcheck import cosine, relative_error, true_gradient, unshared
 

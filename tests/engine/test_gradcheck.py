@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from xyprop.engine import Config, System, Trainer, all_to_all, lattice
 from xyprop.engine.gradcheck import (
     cosine,
