@@ -10,14 +10,7 @@ flag -- prints one line ``xyprop: error: ...`` on stderr and exits with status 2
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
-import math
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from xyprop.app.cli_args import (
@@ -26,6 +19,17 @@ from xyprop.app.cli_args import (
     explicit_fields,
     flag,
     float_list,
+)
+from xyprop.app.cli_io import (
+    atomic_write,
+    emit_json,
+    finite,
+    metrics_csv,
+    n_parameters,
+    out_dir,
+    run_until_interrupt,
+    umask_mode,
+    write_text,
 )
 
 # Input and output node counts per task, so `info` need not load (or download) any data.
@@ -40,63 +44,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse would print the usage block first
         raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-# -- small helpers ------------------------------------------------------------------------
-def _emit_json(obj) -> None:
-    print(json.dumps(obj, default=_plain))
-
-
-def _plain(v):
-    """JSON for numpy scalars and arrays; non-finite floats become null."""
-    if hasattr(v, "tolist"):
-        return v.tolist()
-    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
-
-
-def _finite(x):
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(binary_file)`` on a temp file beside ``path``, then rename over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda fh: fh.write(text.encode()))
-
-
-def _metrics_csv(history: list[dict]) -> str:
-    from xyprop.engine import METRIC_KEYS
-
-    buf = io.StringIO()
-    wr = csv.DictWriter(buf, fieldnames=list(METRIC_KEYS), extrasaction="ignore",
-                        lineterminator="\n")
-    wr.writeheader()
-    wr.writerows(history)
-    return buf.getvalue()
-
-
-def _n_parameters(net, config) -> int:
-    """Trainable numbers after sharing: couplings, plus h and psi per free node."""
-    return net.n_params + (2 * int(net.free.sum()) if config.train_bias else 0)
-
-
-def _out_dir(path: str) -> Path:
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OSError(f"--out {path!r}: cannot create the folder ({e.strerror})") from None
-    return out
 
 
 # -- train --------------------------------------------------------------------------------
@@ -135,7 +82,7 @@ def _trainer_for(ns):
 def _train(ns) -> int:
     from tqdm import tqdm
 
-    out = _out_dir(ns.out) if ns.out else None
+    out = out_dir(ns.out) if ns.out else None
     tr = _trainer_for(ns)
     bar = tqdm(total=tr.config.epochs, initial=tr.epoch, unit="epoch", file=sys.stderr,
                disable=None, dynamic_ncols=True)
@@ -146,35 +93,23 @@ def _train(ns) -> int:
                         refresh=False)
         bar.update(t.epoch - bar.n)
 
-    status = 0
     try:
-        tr.run(progress)
-    except KeyboardInterrupt:  # keep what was learnt so far; the files say how far it got
-        status = 130
+        interrupted = run_until_interrupt(tr, progress)
     finally:
         bar.close()
+    status = 130 if interrupted else 0
     final = tr.snapshot()
-    best = tr.config.stop_at_accuracy is not None and tr.best is not None
-    result = tr.best if best else final
+    result = tr.result()  # the best epoch when --stop-at-accuracy is set
     if out is not None:
-        result.save(out / "snapshot.npz")
-        if result is not final:  # the best epoch is kept; the end state still resumes
-            final.save(out / "last.npz")
-        _write_text(out / "metrics.csv", _metrics_csv(tr.history))
-        _write_text(out / "config.toml", tr.config.to_toml())
-    m = result.metrics
-    summary = {
-        "epochs": result.epoch, "train_loss": _finite(m.get("train_loss")),
-        "train_accuracy": m.get("train_accuracy"), "test_loss": _finite(m.get("test_loss")),
-        "test_accuracy": m.get("test_accuracy"), "n_couplings": tr.net.n_edges,
-        "n_parameters": _n_parameters(tr.net, tr.config), "seconds": tr.seconds,
-        "epochs_run": tr.epoch, "failures": sum(h["failures"] for h in tr.history),
-        "runaways": sum(h["runaways"] for h in tr.history),
-        "stopped_early": tr.epoch < tr.config.epochs, "interrupted": status != 0,
-        "out": str(out) if out else None,
-    }
+        umask_mode(result.save(out / "snapshot.npz"))
+        if result.step != final.step:  # the best epoch is kept; the end state still resumes
+            umask_mode(final.save(out / "last.npz"))
+        write_text(out / "metrics.csv", metrics_csv(tr.history))
+        write_text(out / "config.toml", tr.config.to_toml())
+    summary = {**tr.summary(result), "interrupted": status != 0,
+               "out": str(out) if out else None}
     if ns.json:
-        _emit_json(summary)
+        emit_json(summary)
     else:
         _print_metrics(summary)
         if out is not None:
@@ -206,11 +141,14 @@ def _evaluate(ns) -> int:
     snap = load_snapshot(ns.snapshot)
     tr = Trainer.from_snapshot(snap)
     train, test = tr.evaluate("train"), tr.evaluate("test")
-    d = {"epochs": snap.epoch, "train_loss": _finite(train.loss),
-         "train_accuracy": train.accuracy, "test_loss": _finite(test.loss),
+    d = {"epochs": snap.epoch, "train_loss": finite(train.loss),
+         "train_accuracy": train.accuracy, "test_loss": finite(test.loss),
          "test_accuracy": test.accuracy, "n_couplings": tr.net.n_edges,
          "failures": train.failures + test.failures}
-    _emit_json(d) if ns.json else _print_metrics(d)
+    if ns.json:
+        emit_json(d)
+    else:
+        _print_metrics(d)
     return 0
 
 
@@ -229,11 +167,11 @@ def _info(ns) -> int:
     n_in, n_out = TASK_DIMS[cfg.task]
     net = build_network(cfg, n_in, n_out)
     d = {"task": cfg.task, "arch": cfg.arch, "n_nodes": net.n_nodes,
-         "n_couplings": net.n_edges, "n_parameters": _n_parameters(net, cfg),
+         "n_couplings": net.n_edges, "n_parameters": n_parameters(net, cfg),
          "n_coupling_parameters": net.n_params, "n_inputs": n_in, "n_outputs": n_out,
          "depth": net.depth, "shape": list(net.shape) if net.shape else None}
     if ns.json:
-        _emit_json(d)
+        emit_json(d)
     else:
         for k, v in d.items():
             print(f"{k:22s} {v}")
@@ -268,7 +206,7 @@ def _gradcheck(ns) -> int:
         raise OSError(f"--out {ns.out!r}: folder {str(out.parent)!r} does not exist")
     r = gradcheck(cfg, n_samples=ns.samples, betas=betas, seed=cfg.seed)
     if out is not None:
-        _atomic_write(out, lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in r.items()}))
+        atomic_write(out, lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in r.items()}))
     keys = ("cosine_one_sided", "cosine_centered", "rel_error_one_sided",
             "rel_error_centered", "cosine_full_one_sided", "cosine_full_centered",
             "rel_error_full_one_sided", "rel_error_full_centered", "runaways_centered")
@@ -276,19 +214,25 @@ def _gradcheck(ns) -> int:
          "excluded_samples": r["excluded_samples"], "free_failures": r["free_failures"],
          "true_grad_norm": float(np.linalg.norm(r["true_grad"])),
          "betas": r["betas"].tolist(),
-         **{k: [_finite(float(v)) for v in r[k]] for k in keys},
+         **{k: [finite(float(v)) for v in r[k]] for k in keys[:-1]},
+         "runaways_centered": r["runaways_centered"].tolist(),
          "out": str(out) if out else None}
     if ns.json:
-        _emit_json(d)
+        emit_json(d)
         return 0
+    full = np.concatenate([r["true_grad"], r["true_grad_h"], r["true_grad_psi"]])
+    # With h = 0 the coupling gradient can vanish by symmetry: then judge all parameters.
+    use_full = d["true_grad_norm"] < 1e-6 * np.linalg.norm(full)
     print(f"{d['samples']} samples ({d['excluded_samples']} excluded at an anti-target), "
-          f"{d['n_couplings']} couplings, |true grad| = {d['true_grad_norm']:.3g}")
+          f"{d['n_couplings']} couplings, |true coupling grad| = {d['true_grad_norm']:.3g}")
+    if use_full:
+        print("the coupling gradient vanishes here; comparing all parameters (w, h, psi)")
     print(f"{'beta':>10} {'cos 1-sided':>12} {'cos centered':>13} {'err 1-sided':>12} "
           f"{'err centered':>13} {'runaways':>9}")
     for k, b in enumerate(d["betas"]):
-        row = [d[key][k] for key in keys[:4]]
-        print(f"{b:10.3g} " + " ".join(f"{v:12.6f} " for v in row)
-              + f"{d['runaways_centered'][k]:8d}")
+        c1, c2, e1, e2 = (d[key][k] for key in (keys[4:8] if use_full else keys[:4]))
+        print(f"{b:10.3g} {c1:12.6f} {c2:13.6f} {e1:12.2e} {e2:13.2e} "
+              f"{d['runaways_centered'][k]:9d}")
     if out is not None:
         print(f"wrote {out}")
     return 0
@@ -302,22 +246,26 @@ def _add_bench(sub) -> None:
     p.set_defaults(func=_bench)
 
 
-def _import_app(module: str, what: str):
+def _app_function(module: str, name: str):
+    """``xyprop.app.<module>.<name>``, imported only when its command runs."""
     import importlib
 
     try:
-        return importlib.import_module(f"xyprop.app.{module}")
+        mod = importlib.import_module(f"xyprop.app.{module}")
     except ModuleNotFoundError as e:
-        if e.name not in (f"xyprop.app.{module}",):
+        if e.name != f"xyprop.app.{module}":
             raise
-        raise RuntimeError(f"{what}: module xyprop.app.{module} is not installed in this "
-                           "xyprop") from None
+        mod = None
+    if not hasattr(mod, name):
+        raise RuntimeError(f"xyprop.app.{module}.{name} is not available in this xyprop "
+                           "installation")
+    return getattr(mod, name)
 
 
 def _bench(ns) -> int:
-    rows = _import_app("benchmark", "bench").run_benchmarks(quick=ns.quick)
+    rows = _app_function("benchmark", "run_benchmarks")(quick=ns.quick)
     if ns.json:
-        _emit_json(rows)
+        emit_json(rows)
         return 0
     print(f"{'benchmark':32s} {'samples/s':>12} {'reference':>12} {'ratio':>7}")
     for r in rows:
@@ -344,14 +292,18 @@ def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="start the interactive dashboard")
     p.add_argument("--port", type=_port, default=5006, help="0 picks a free port "
                                                             "(default: 5006)")
-    p.add_argument("--address", default="localhost", help="(default: localhost)")
+    p.add_argument("--address", default="127.0.0.1", help="(default: 127.0.0.1)")
     p.add_argument("--show", action=argparse.BooleanOptionalAction, default=True,
                    help="open a browser tab (default: yes)")
     p.set_defaults(func=_serve)
 
 
 def _serve(ns) -> int:
-    _import_app("server", "serve").serve(port=ns.port, address=ns.address, show=ns.show)
+    serve = _app_function("server", "serve")
+    try:
+        serve(port=ns.port, address=ns.address, show=ns.show)
+    except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop
+        pass
     return 0
 
 
@@ -380,15 +332,15 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command is None:
         parser.print_help(sys.stderr)
         return 2
-    t0 = time.perf_counter()
     try:
         return int(ns.func(ns) or 0)
     except USER_ERRORS as e:
         msg = " ".join(str(e).split()) or type(e).__name__
         print(f"xyprop: error: {msg}", file=sys.stderr)
         return 2
-    finally:
-        ns.elapsed = time.perf_counter() - t0
+    except KeyboardInterrupt:
+        print("xyprop: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
