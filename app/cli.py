@@ -1,4 +1,4 @@
-"""The ``xyprop`` command: train, evaluate, info, gradcheck, bench, serve.
+"""The ``xyprop`` command: train, evaluate, info, gradcheck, bench, serve, sweep.
 
 Each subcommand is one ``_add_<name>(sub)`` function that builds its parser and sets
 ``func`` to the function that runs it; ``COMMANDS`` lists them (add ``sweep`` the same
@@ -307,7 +307,53 @@ def _serve(ns) -> int:
     return 0
 
 
-COMMANDS = (_add_train, _add_evaluate, _add_info, _add_gradcheck, _add_bench, _add_serve)
+# -- sweep --------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return v
+
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="run a grid of experiments on Dask",
+                       description="Run the product of a sweep file's [grid] over its [base] "
+                                   "config on Dask; results go to DIR/results.csv, one row "
+                                   "per run; runs already there are skipped.")
+    p.add_argument("sweep_file", metavar="SWEEP.toml")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="use a running Dask scheduler (tcp://host:port) instead of starting "
+                        "a local cluster")
+    p.add_argument("--out", metavar="DIR", help="results folder (default: the sweep file's "
+                                                "name next to it)")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="local cluster worker processes (default: one per core)")
+    p.add_argument("--json", action="store_true", help="print the result rows as JSON")
+    p.set_defaults(func=_sweep)
+
+
+def _sweep(ns) -> int:
+    from xyprop.engine.sweep import Sweep, run_sweep
+
+    if ns.scheduler and ns.workers:
+        raise ValueError("--workers sets the size of a local cluster; it cannot be combined "
+                         "with --scheduler")
+    sweep = Sweep.load(ns.sweep_file)
+    out = Path(ns.out) if ns.out else Path(ns.sweep_file).with_suffix("")
+    rows = run_sweep(sweep, out, scheduler=ns.scheduler, workers=ns.workers)
+    errors = sum(r.get("status") == "error" for r in rows)
+    if ns.json:
+        emit_json(rows)
+    else:
+        print(f"{len(rows)} runs in {out / 'results.csv'} ({errors} failed)")
+    return 0
+
+
+COMMANDS = (_add_train, _add_evaluate, _add_info, _add_gradcheck, _add_bench, _add_serve,
+            _add_sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:
