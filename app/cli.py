@@ -28,7 +28,6 @@ from xyprop.app.cli_io import (
     n_parameters,
     out_dir,
     run_until_interrupt,
-    umask_mode,
     write_text,
 )
 
@@ -101,9 +100,9 @@ def _train(ns) -> int:
     final = tr.snapshot()
     result = tr.result()  # the best epoch when --stop-at-accuracy is set
     if out is not None:
-        umask_mode(result.save(out / "snapshot.npz"))
+        result.save(out / "snapshot.npz")
         if result.step != final.step:  # the best epoch is kept; the end state still resumes
-            umask_mode(final.save(out / "last.npz"))
+            final.save(out / "last.npz")
         write_text(out / "metrics.csv", metrics_csv(tr.history))
         write_text(out / "config.toml", tr.config.to_toml())
     summary = {**tr.summary(result), "interrupted": status != 0,

@@ -6,12 +6,12 @@ import csv
 import io
 import json
 import math
-import os
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
+
+from xyprop.engine.files import atomic_write, write_text
 
 
 def emit_json(obj) -> None:
@@ -29,30 +29,6 @@ def plain(v):
 def finite(x):
     """JSON has no inf/NaN: report them as null."""
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def umask_mode(path) -> None:
-    """Give a file made by mkstemp (always 0600) the mode a plain open() would."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(binary_file)`` on a temp file beside ``path``, then rename over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        umask_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def metrics_csv(history: list[dict]) -> str:
@@ -109,4 +85,4 @@ def run_until_interrupt(tr, progress) -> bool:
 
 
 __all__ = ["atomic_write", "emit_json", "finite", "metrics_csv", "n_parameters", "out_dir",
-           "run_until_interrupt", "umask_mode", "write_text"]
+           "run_until_interrupt", "write_text"]

@@ -9,8 +9,6 @@ format version). Writes are atomic; loading never unpickles and checks every arr
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
+from .files import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -97,18 +96,7 @@ class Snapshot:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file in the same folder, then rename)."""
-        path = Path(path)
-        arrays = {k: np.asarray(getattr(self, k)) for k in _ARRAYS}
-        arrays["meta"] = np.array(json.dumps(self.meta()))
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, lambda fh: fh.write(self.to_bytes()))
 
     def to_bytes(self) -> bytes:
         """The ``.npz`` file content (for downloads)."""

@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .config import CONFIG_FIELDS, Config
+from .files import write_text
 
 RESULT_KEYS = ("epochs", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
                "n_couplings", "n_parameters", "seconds", "epochs_run", "failures",
@@ -157,10 +157,7 @@ def write_results(path: Path, rows: list[dict], columns: list[str]) -> None:
     w.writeheader()
     for r in rows:
         w.writerow({k: "" if r.get(k) is None else r.get(k) for k in columns})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
-        fh.write(buf.getvalue())
-    os.replace(tmp, path)
+    write_text(path, buf.getvalue())
 
 
 def run_sweep(sweep: Sweep, out_dir: str | Path, *, scheduler: str | None = None,
