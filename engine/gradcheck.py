@@ -54,6 +54,43 @@ def hessian(system: System, phi: np.ndarray, w_edge: np.ndarray, h: np.ndarray,
     return H
 
 
+def input_jacobian(system: System, phi: np.ndarray, w_edge: np.ndarray, h: np.ndarray,
+                   psi: np.ndarray) -> np.ndarray:
+    """``d phi / d x`` (N, n_in) at the free equilibrium ``phi`` (N,) of one sample.
+
+    At a minimum ``grad_f E(phi_f, x) = 0``, so ``d phi_f / d x = -H_ff^-1 H_fx`` with the
+    Hessian blocks of E over free sites f and input phases x; clamped rows are the
+    identity. Raises ``numpy.linalg.LinAlgError`` for a singular H_ff (a soft mode).
+    """
+    net = system.net
+    free = np.flatnonzero(system.free)
+    inp = net.input_nodes
+    H = hessian(system, phi, w_edge, h, psi)
+    J = np.zeros((net.n_nodes, inp.size))
+    J[free] = -np.linalg.solve(H[np.ix_(free, free)], H[np.ix_(free, inp)])
+    J[inp, np.arange(inp.size)] = 1.0
+    return J
+
+
+def input_susceptibility(system: System, phi0: np.ndarray, w: np.ndarray, h: np.ndarray,
+                         psi: np.ndarray, max_samples: int = 16) -> np.ndarray:
+    """How strongly each site follows the inputs at the free equilibrium, (N,).
+
+    The norm over inputs of ``d phi_i / d x_k`` (``input_jacobian``; 1 on inputs),
+    averaged over at most ``max_samples`` rows of ``phi0`` (S, N). Samples whose Hessian
+    is singular are skipped; NaN everywhere if all are.
+    """
+    w_edge = system.net.expand(w)
+    maps = []
+    for phi in np.asarray(phi0)[:max_samples]:
+        try:
+            J = input_jacobian(system, phi, w_edge, h, psi)
+        except np.linalg.LinAlgError:
+            continue
+        maps.append(np.sqrt((J**2).sum(axis=1)))
+    return np.mean(maps, axis=0) if maps else np.full(system.net.n_nodes, np.nan)
+
+
 def cost_gradient(system: System, phi: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """dC/dphi (S, N) at phases ``phi`` (S, N); nonzero only on outputs.
 
