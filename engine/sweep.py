@@ -187,7 +187,7 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, *, scheduler: str | None = None
         client = Client(scheduler, timeout="10s")
     else:
         cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
-                               threads_per_worker=1, processes=True, dashboard_address=None)
+                               threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
     try:
         futures = {}
