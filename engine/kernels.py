@@ -101,18 +101,32 @@ def _output_1d_min(phi, t, fx, fy, beta, cost_sign):
 
 
 @njit(**_jit)
+def _sync_phases(phi, cs, sn, moved):
+    """Write back the phase of every site whose unit vector moved."""
+    for i in range(phi.shape[0]):
+        if moved[i]:
+            phi[i] = math.atan2(sn[i], cs[i])
+            moved[i] = False
+
+
+@njit(**_jit)
 def _relax_exact_one(phi, indptr, nbr, wa, hx, hy, order, out_pos, tgt, beta, cost,
                      omega, tol, max_iter):
     """Coordinate descent with over-relaxation on one sample, in place.
 
-    Each free site moves to (or, with ``omega`` > 1, past) the closed-form minimum of E
-    over its own phase, ``theta = atan2(F_y, F_x)``. For 0 < omega < 2 every move lowers
-    E, so the energy never increases. Outputs nudged with the log-cosine cost get the
-    exact 1-D solve instead. Returns (sweeps, max |force| of the last sweep, status).
+    Each free site's unit vector ``s_i`` moves towards the closed-form minimum of E over
+    its own phase, ``u = F_i / |F_i|``, to ``(1 - omega) s_i + omega u`` normalised. For
+    0 < omega < 2 this strictly shrinks the angle to ``u`` (its component across ``u``
+    shrinks by ``|1 - omega|``, the one along ``u`` grows), so every move lowers E and the
+    energy never increases; omega = 1 is the exact local minimum. Working on unit vectors
+    needs no trigonometry per update: phases are written back (atan2) only at the end,
+    and only for sites that moved. Outputs nudged with the log-cosine cost get the exact
+    1-D solve instead. Returns (sweeps, max |force| of the last sweep, status).
     """
     n = phi.shape[0]
     cs = np.empty(n)
     sn = np.empty(n)
+    moved = np.zeros(n, dtype=np.bool_)
     for i in range(n):
         cs[i] = math.cos(phi[i])
         sn[i] = math.sin(phi[i])
@@ -135,6 +149,9 @@ def _relax_exact_one(phi, indptr, nbr, wa, hx, hy, order, out_pos, tgt, beta, co
                 fy += beta * math.sin(tgt[o])
             force = fy * cs[i] - fx * sn[i]
             if nudged and o >= 0 and cost == COST_LOG_COSINE:
+                if moved[i]:
+                    phi[i] = math.atan2(sn[i], cs[i])
+                    moved[i] = False
                 force += _cost_force(_wrap(phi[i] - tgt[o]), beta, cost)
                 af = abs(force)
                 if af > maxf:
@@ -142,6 +159,8 @@ def _relax_exact_one(phi, indptr, nbr, wa, hx, hy, order, out_pos, tgt, beta, co
                 if af > 0.1 * tol:
                     new, ran = _output_1d_min(phi[i], tgt[o], fx, fy, beta, 1.0)
                     if ran:
+                        phi[i] = new
+                        _sync_phases(phi, cs, sn, moved)
                         return it, maxf, RUNAWAY
                     phi[i] = new
                     cs[i] = math.cos(new)
@@ -150,17 +169,19 @@ def _relax_exact_one(phi, indptr, nbr, wa, hx, hy, order, out_pos, tgt, beta, co
             af = abs(force)
             if af > maxf:
                 maxf = af
-            if fx == 0.0 and fy == 0.0:
-                continue
-            # moving less than 0.1 tol changes nothing measurable; skip the trig
+            # moving less than 0.1 tol changes nothing measurable
             if af > 0.1 * tol:
-                delta = _wrap(math.atan2(fy, fx) - phi[i])
-                new = phi[i] + omega * delta
-                phi[i] = new
-                cs[i] = math.cos(new)
-                sn[i] = math.sin(new)
+                norm = math.sqrt(fx * fx + fy * fy)
+                vx = (1.0 - omega) * cs[i] + omega * fx / norm
+                vy = (1.0 - omega) * sn[i] + omega * fy / norm
+                nv = math.sqrt(vx * vx + vy * vy)
+                cs[i] = vx / nv
+                sn[i] = vy / nv
+                moved[i] = True
         if maxf < tol:
+            _sync_phases(phi, cs, sn, moved)
             return it, maxf, CONVERGED
+    _sync_phases(phi, cs, sn, moved)
     return max_iter, maxf, NOT_CONVERGED
 
 
@@ -193,38 +214,60 @@ def _relax_flow_one(phi, indptr, nbr, wa, hx, hy, free, out_pos, tgt, beta, cost
     """Gradient flow d phi / dt = -dE/dphi, explicit Euler, on one sample, in place.
 
     Steps are capped at 0.1 rad because the log-cosine force diverges near the
-    anti-target. Returns (steps, max |force|, status).
+    anti-target. With negative beta and the log-cosine cost, a step that reaches or
+    crosses an output's anti-target (where ``E - beta C`` is unbounded below) is a
+    run-away: the state before that step is kept and status 2 returned, as the exact
+    solver does. Returns (steps, max |force|, status).
     """
     n = phi.shape[0]
     f = np.empty(n)
+    cs = np.empty(n)
+    sn = np.empty(n)
     maxf = 0.0
+    check_runaway = beta < 0.0 and cost == COST_LOG_COSINE
     for it in range(1, max_iter + 1):
-        _forces_one(phi, indptr, nbr, wa, hx, hy, free, out_pos, tgt, beta, cost, f)
+        # one cos/sin per site per step (not per bond)
+        for i in range(n):
+            cs[i] = math.cos(phi[i])
+            sn[i] = math.sin(phi[i])
         maxf = 0.0
         for i in range(n):
-            af = abs(f[i])
-            if af > maxf:
-                maxf = af
+            if not free[i]:
+                f[i] = 0.0
+                continue
+            fx = hx[i]
+            fy = hy[i]
+            for a in range(indptr[i], indptr[i + 1]):
+                j = nbr[a]
+                fx += wa[a] * cs[j]
+                fy += wa[a] * sn[j]
+            v = fy * cs[i] - fx * sn[i]
+            o = out_pos[i]
+            if beta != 0.0 and o >= 0:
+                v += _cost_force(_wrap(phi[i] - tgt[o]), beta, cost)
+            f[i] = v
+            if abs(v) > maxf:
+                maxf = abs(v)
         if maxf < tol:
             return it, maxf, CONVERGED
-        ran = False
+        if check_runaway:
+            for i in range(n):
+                o = out_pos[i]
+                if o < 0:
+                    continue
+                step = min(max(dt * f[i], -0.1), 0.1)
+                d = _wrap(phi[i] - tgt[o])
+                # d in [-pi, pi); the anti-target sits at +-pi: reaching it or stepping
+                # past it means the output fell into the unbounded well
+                if abs(d + step) >= math.pi - _RUNAWAY_GAP:
+                    return it, maxf, RUNAWAY
         for i in range(n):
             step = dt * f[i]
             if step > 0.1:
                 step = 0.1
             elif step < -0.1:
                 step = -0.1
-            f[i] = step
-            o = out_pos[i]
-            # Only the log-cosine well is unbounded. Test where the step lands before
-            # wrapping: one step can jump right over the singular anti-target.
-            if beta < 0.0 and cost == COST_LOG_COSINE and o >= 0:
-                if math.pi - abs(_wrap(phi[i] - tgt[o]) + step) < _RUNAWAY_GAP:
-                    ran = True
-        if ran:  # keep the last state before the fall, as the exact solver does
-            return it, maxf, RUNAWAY
-        for i in range(n):
-            phi[i] += f[i]
+            phi[i] += step
     return max_iter, maxf, NOT_CONVERGED
 
 
