@@ -89,6 +89,7 @@ class Config:
     init: str = "ferro"
     init_scale: float = 0.5
     init_mean: float = 1.0
+    init_bias: float = 0.0
     train_bias: bool = True
     stop_at_accuracy: float | None = None
     eval_restarts: int = 0
@@ -228,6 +229,8 @@ def validate(c: Config) -> None:
             _fail(name, v, "a number in [0, 1)")
     if not _is_real(c.init_scale) or c.init_scale < 0:
         _fail("init_scale", c.init_scale, "a finite number >= 0")
+    if not _is_real(c.init_bias) or c.init_bias < 0:
+        _fail("init_bias", c.init_bias, "a finite number >= 0")
     if not _is_real(c.init_mean):
         _fail("init_mean", c.init_mean, "a finite number")
     if c.stop_at_accuracy is not None and (

@@ -60,8 +60,9 @@ class Trainer:
             self.w = self.rng.normal(config.init_mean, config.init_scale, p)
         else:  # "glassy": P24's N(0, scale^2)
             self.w = self.rng.normal(0.0, config.init_scale, p)
-        self.h = np.zeros(n)
         self.psi = self.rng.uniform(-np.pi, np.pi, n) * self.net.free
+        # bias fields start at one amplitude on every free site, random directions
+        self.h = np.full(n, float(config.init_bias)) * self.net.free
         self.opt = Optimizer(config.optimizer, p + 2 * n, config.momentum)
         self.epoch = 0
         self.step_count = 0
