@@ -27,11 +27,12 @@ from bokeh.models import (
 )
 from bokeh.palettes import Category10
 from bokeh.plotting import figure
+
 from xyprop.engine import Snapshot, wrap
 
 PHASE_PALETTE = list(cc.colorwheel)  # cyclic: -pi and pi get the same colour
 COUPLING_PALETTE = list(cc.coolwarm)  # diverging, used with symmetric limits
-RESPONSE_PALETTE = list(cc.bmy)
+RESPONSE_PALETTE = list(cc.CET_L18)  # white (no response) to dark red
 CONFUSION_PALETTE = list(cc.blues)
 NAN_COLOR = "#e6e6e6"
 PI = "\u03c0"
@@ -190,7 +191,7 @@ class LiveViews:
     ``confusion``) to Bokeh models. ``update(frame, sample)`` only writes data.
     """
 
-    SIDE = 250  # px of one geometry view
+    SIDE = 230  # px of one geometry view
 
     def __init__(self, snap: Snapshot):
         self.key = geometry_key(snap)
@@ -224,7 +225,7 @@ class LiveViews:
         for k, t in titles.items():
             f[f"phase_{k}"] = share = self._node_view(t, k, self.phase_map, share)
         f["response"] = self._node_view("Response |dphi|/beta", "response", self.resp_map,
-                                        share, legend=True)
+                                        share)
         f["phase_diff"].add_layout(ColorBar(
             color_mapper=self.phase_map, width=10, title="phase",
             ticker=FixedTicker(ticks=[-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi]),
@@ -273,7 +274,7 @@ class LiveViews:
                     round(self.SIDE * rows / max(rows, cols)))
         return _bare(_fig(title, w, h, **kw))
 
-    def _node_view(self, title, field, mapper, share, legend=False):
+    def _node_view(self, title, field, mapper, share):
         f = self._frame(title, share)
         color = {"field": field, "transform": mapper}
         if self.lattice:
@@ -282,16 +283,9 @@ class LiveViews:
             r = f.scatter("x", "y", source=self.nodes, size=self.marker, fill_color=color,
                           line_color="#555555", line_width=0.5)
         s = self.marker * (1.6 if self.lattice else 1.3)
-        for src, marker, name in ((self.ins, "inverted_triangle", "input"),
-                                  (self.outs, "square", "output")):
+        for src, marker in ((self.ins, "inverted_triangle"), (self.outs, "square")):
             f.scatter("x", "y", source=src, marker=marker, size=s, fill_alpha=0,
-                      line_color="black", line_width=2,
-                      **({"legend_label": name} if legend else {}))
-        if legend:
-            f.legend.location = "bottom_left"
-            f.legend.background_fill_alpha = 0.6
-            f.legend.label_text_font_size = "8pt"
-            f.legend.padding = 2
+                      line_color="black", line_width=2)
         f.add_tools(HoverTool(renderers=[r], tooltips=[("node", "@i (@role)"),
                                                        (field, f"@{field}{{0.000}}")]))
         return f
@@ -322,7 +316,7 @@ class LiveViews:
         return f
 
     def _curve_view(self, title, what):
-        f = _fig(title, 330, 200)
+        f = _fig(title, 290, 190)
         pal = ("#1f77b4", "#d62728")
         rs = []
         for split, c in zip(("train", "test"), pal, strict=True):
@@ -338,7 +332,7 @@ class LiveViews:
         return f
 
     def _circle_view(self):
-        f = _fig("Output phases vs targets", 210, 210, x_range=(-1.35, 1.35),
+        f = _fig("Output phases (this sample)", 200, 200, x_range=(-1.35, 1.35),
                  y_range=(-1.35, 1.35), match_aspect=True)
         _bare(f)
         t = np.linspace(0, 2 * np.pi, 200)
@@ -358,7 +352,7 @@ class LiveViews:
 
     def _confusion_view(self):
         cls = [str(i) for i in range(self.n_classes)]
-        f = _fig("Confusion (test, last epoch)", 210, 210, x_range=cls,
+        f = _fig("Test set, last epoch", 200, 200, x_range=cls,
                  y_range=list(reversed(cls)))
         m = LinearColorMapper(CONFUSION_PALETTE, low=0, high=1)
         f.rect("pred", "true", 1, 1, source=self.cm, line_color="white",
@@ -375,29 +369,34 @@ class LiveViews:
 
         Coupling matrices with more than 40,000 cells are redrawn at most twice a second.
         """
-        s = frame.snapshot
+        s, w = frame.snapshot, _f32
         ph = phase_values(s, sample)
         resp = s.response.astype(np.float32)
-        self.nodes.data.update(free=ph["free"], nudged=ph["nudged"], diff=ph["diff"],
-                               response=resp)
+        self.nodes.data.update(free=w(ph["free"]), nudged=w(ph["nudged"]),
+                               diff=w(ph["diff"]), response=w(resp))
         self.resp_map.high = max(float(np.nanmax(resp)) if resp.size else 1.0, 1e-6)
         self.w_map.low, self.w_map.high = _sym(s.coupling)
         self.dw_map.low, self.dw_map.high = _sym(s.coupling_change)
         if self.edges is not None:
-            self.edges.data.update(w=s.coupling.astype(np.float32),
-                                   dw=s.coupling_change.astype(np.float32))
+            self.edges.data.update(w=w(s.coupling), dw=w(s.coupling_change))
         elif self.n_nodes ** 2 <= 40000 or now - self._last_heavy >= 0.5:
             self._last_heavy = now
             self.mat.data.update(
                 w=[coupling_matrix(self.n_nodes, s.src, s.dst, s.coupling)],
                 dw=[coupling_matrix(self.n_nodes, s.src, s.dst, s.coupling_change)])
-        self.out.data = output_points(s, sample)
+        # a handful of numbers: inline lists (each binary buffer is two websocket writes)
+        self.out.data = {k: v.tolist() if isinstance(v, np.ndarray) else v
+                         for k, v in output_points(s, sample).items()}
         if len(s.history) != self._hist_len:
             self._hist_len = len(s.history)
             self.curves.data = curve_data(s.history)
         if frame.confusion is not self._cm_id:
             self._cm_id = frame.confusion
             self.cm.data = confusion_data(frame.confusion, self.n_classes)
+
+
+def _f32(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float32)
 
 
 def _sym(values) -> tuple[float, float]:

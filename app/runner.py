@@ -26,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+
 from xyprop.engine import Config, Snapshot, Trainer
 
 from .settings import LIVE
@@ -108,6 +109,7 @@ class Runner:
             tr = _Trainer(config.replace(parallel=False))
         with self._cond:
             self.trainer = tr
+            self._stepping = False
             self._budget = 0  # steps still to take; -1 = until paused or done
             self._pending: dict = {}
             self._state = "finished" if tr.done else "idle"
@@ -174,15 +176,22 @@ class Runner:
 
     def step_once(self, wait: bool = False, timeout: float | None = 60.0) -> bool:
         """Take exactly one update (ignored while running). ``wait`` blocks until it is done."""
+        return self.advance(1, wait, timeout)
+
+    def advance(self, n: int, wait: bool = False, timeout: float | None = 60.0) -> bool:
+        """Take ``n`` more updates in the thread, then pause (ignored while running).
+
+        Returns False if nothing was scheduled (running or done), or on a ``wait`` timeout.
+        """
         with self._cond:
             if self._state == "running" or self._done_now():
                 return False
-            target = self.trainer.step_count + 1
-            self._budget = max(self._budget, 0) + 1
+            target = self.trainer.step_count + n
+            self._budget = max(self._budget, 0) + n
             self._go("paused")
         if wait:
-            return self.wait(lambda: self.trainer.step_count >= target
-                             or self._state == "error", timeout)
+            return self.wait(lambda: self.trainer.step_count >= target or self._budget == 0
+                             and not self._stepping, timeout)
         return True
 
     def set_live(self, **changes) -> None:
@@ -334,7 +343,12 @@ class Runner:
         self._state = "error"
         self._budget = 0
         self._error = f"{type(e).__name__}: {e}"
-        self._publish(self.trainer.snapshot())
+        try:
+            self._publish(self.trainer.snapshot())
+        except Exception:  # noqa: BLE001 - the message matters more than the picture
+            self._frame = Frame(self._counter + 1, self._frame.snapshot, "error", 0.0,
+                                self._confusion, self._error)
+            self._counter += 1
         self._cond.notify_all()
 
 

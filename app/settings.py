@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import param
+
 from xyprop.engine import DEFAULTS, Config, mnist_sample_path
 from xyprop.engine.config import (
     ARCHS,
@@ -52,6 +53,13 @@ FIELDS: tuple[str, ...] = ("task", "arch", "rows", "cols", "neighbourhood", "ski
 URL_PARAMS: dict[str, str] = {f: f for f in FIELDS if f not in ("data_dir", "edge_file")}
 
 _D = DEFAULTS
+
+
+class _Text(param.String):
+    """A string parameter that stays a string when read back from a URL (``layers=10``)."""
+
+    def deserialize(self, value):
+        return value if value is None else str(value)
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -90,21 +98,24 @@ class Settings(param.Parameterized):
     skip_length = param.Integer(_D["skip_length"], label="Skip length")
     skip_count = param.Integer(_D["skip_count"], label="Skip count")
     hidden = param.Integer(_D["hidden"], label="Hidden nodes")
-    layers = param.String(format_layers(_D["layers"]), label="Hidden layers (e.g. 20,10)")
-    edge_file = param.String("", label="Edge file (custom)")
-    data_dir = param.String("", label="MNIST data (folder or .npz; empty = bundled sample)")
+    layers = _Text(format_layers(_D["layers"]), label="Hidden layers (e.g. 20,10)")
+    edge_file = _Text("", label="Edge file (custom)")
+    data_dir = _Text("", label="MNIST data (folder or .npz; empty = bundled sample)")
     beta = param.Number(_D["beta"], label="beta (nudge strength)")
     nudging = param.Selector(objects=list(NUDGINGS), default=_D["nudging"], label="Nudging")
     cost = param.Selector(objects=list(COSTS), default=_D["cost"], label="Cost")
     solver = param.Selector(objects=list(SOLVERS), default=_D["solver"], label="Solver")
-    m_init = param.Integer(_D["m_init"], label="M_init (random starts)")
+    m_init = param.Integer(_D["m_init"], label="M_init (random starts)",
+                           doc="Random initial states per sample; the gradient is averaged.")
     lr = param.Number(_D["lr"], label="Learning rate")
     optimizer = param.Selector(objects=list(OPTIMIZERS), default=_D["optimizer"],
                                label="Optimiser")
     batch_size = param.Integer(_D["batch_size"], label="Batch size")
     epochs = param.Integer(_D["epochs"], label="Epochs")
-    lr_decay = param.Number(_D["lr_decay"], label="lr decay per epoch")
-    stop_at_accuracy = param.Number(0.0, label="Stop at train accuracy (0 = off)")
+    lr_decay = param.Number(_D["lr_decay"], label="lr decay",
+                            doc="Learning rate factor (1 - decay) per epoch.")
+    stop_at_accuracy = param.Number(0.0, label="Stop at accuracy",
+                                    doc="Stop when the train accuracy reaches this; 0 = off.")
     seed = param.Integer(_D["seed"], label="Seed")
     init = param.Selector(objects=list(INITS), default=_D["init"], label="Initialisation")
     init_scale = param.Number(_D["init_scale"], label="Init scale")

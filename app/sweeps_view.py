@@ -63,7 +63,7 @@ class SweepsView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.df = pd.DataFrame(columns=["run_id", "status"])
-        self.upload = pn.widgets.FileInput(accept=".csv", name="results.csv")
+        self.upload = pn.widgets.FileInput(accept=".csv")
         self.upload.param.watch(self._on_upload, "value")
         self.message = pn.pane.Alert("Load the results.csv of `xyprop sweep`.",
                                      alert_type="info")
