@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import signal
@@ -11,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from xyprop.engine import metrics_csv
 from xyprop.engine.files import atomic_write, write_text
 
 
@@ -29,17 +28,6 @@ def plain(v):
 def finite(x):
     """JSON has no inf/NaN: report them as null."""
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def metrics_csv(history: list[dict]) -> str:
-    from xyprop.engine import METRIC_KEYS
-
-    buf = io.StringIO()
-    wr = csv.DictWriter(buf, fieldnames=list(METRIC_KEYS), extrasaction="ignore",
-                        lineterminator="\n")
-    wr.writeheader()
-    wr.writerows(history)
-    return buf.getvalue()
 
 
 def n_parameters(net, config) -> int:

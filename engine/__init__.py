@@ -23,7 +23,7 @@ from .tasks import (
     mnist_sample_path,
     predict,
 )
-from .train import METRIC_KEYS, Evaluation, Trainer
+from .train import METRIC_KEYS, Evaluation, Trainer, metrics_csv
 
 __all__ = [
     "CONFIG_FIELDS", "DEFAULTS", "Config", "validate",
@@ -32,5 +32,5 @@ __all__ = [
     "Optimizer", "FORMAT_VERSION", "Snapshot", "load_snapshot",
     "CLASSIFICATION_TASKS", "TaskData", "encode_targets", "load_mnist", "load_task",
     "mnist_sample_path", "predict",
-    "METRIC_KEYS", "Evaluation", "Trainer",
+    "METRIC_KEYS", "Evaluation", "Trainer", "metrics_csv",
 ]

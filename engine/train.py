@@ -9,6 +9,8 @@ resumed from a snapshot continues exactly as the uninterrupted run would have.
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -300,6 +302,16 @@ class Trainer:
         tr._change = snap.coupling_change.copy()
         tr._epoch_stats = {**tr._empty_stats(), **snap.info.get("epoch_stats", {})}
         return tr
+
+
+def metrics_csv(history: list[dict]) -> str:
+    """The metrics history as CSV text: a header of ``METRIC_KEYS``, one row per epoch."""
+    buf = io.StringIO()
+    wr = csv.DictWriter(buf, fieldnames=list(METRIC_KEYS), extrasaction="ignore",
+                        lineterminator="\n")
+    wr.writeheader()
+    wr.writerows(history)
+    return buf.getvalue()
 
 
 def _finite(x):
