@@ -152,7 +152,7 @@ class Trainer:
         t0 = time.perf_counter()
         self.epoch += 1
         tr = self.evaluate("train")
-        te = tr if self._test_is_train else self.evaluate("test")
+        te = tr if self._test_is_train else self.evaluate("test")  # XOR: one evaluation
         st = self._epoch_stats
         self.seconds += time.perf_counter() - t0
         row = {"epoch": self.epoch, "train_loss": tr.loss, "train_accuracy": tr.accuracy,
@@ -198,6 +198,8 @@ class Trainer:
         Accuracy and loss are averaged over samples x ``eval_restarts`` starts; ``phi``
         and ``pred`` hold the first start of each sample.
         """
+        if split == "test" and self._test_is_train:
+            split = "train"  # the same patterns: the same evaluation
         x = getattr(self.task, f"x_{split}")
         y = getattr(self.task, f"y_{split}")
         e = self.epoch if epoch is None else epoch
