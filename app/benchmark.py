@@ -16,11 +16,20 @@ uses elementwise operations, gathers, ``einsum`` and sums over a padded neighbou
 (no BLAS), so BLAS threading settings (``OPENBLAS_*``) do not touch it, and it drops
 converged rows from the working set.
 Everything runs on one core (the engine with ``parallel=False``).
+
+MNIST scale (issue 4, :func:`bench_mnist`): ``mnist/<net>/<params>/<mode>`` times EP on
+real digits for P26's 28x28 -> 23x23 (6x6 window, stride 1) -> 10 (dense readout) network,
+``base`` and ``intra4`` (4-neighbour couplings inside the sheet), with the parameters at
+initialisation and after a short training (``init``, ``trained``), ``serial`` and
+``parallel`` (numba prange over samples). These cases have no numpy reference (those fields
+are None); they report ``seconds_per_60k_epoch`` and the process's ``peak_rss_mb``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 import time
 
 import numpy as np
@@ -360,13 +369,172 @@ def bench_task(name, config, epochs, n_exact, n_flow, repeats=5, seed=12345) -> 
     return out
 
 
-def run_benchmarks(quick: bool = False, repeats: int = 5) -> list[dict]:
+# -- MNIST scale (issue 4) ------------------------------------------------------------------
+
+#: P26's MNIST network (28x28 -> 23x23 sheet, 6x6 window, stride 1 -> 10 outputs, dense
+#: readout), trained as in the MNIST runs of docs/ (batch 50, Adam, lr 0.02); the variants
+#: differ only in the couplings inside the sheet (``intra``).
+MNIST_CONFIG = dict(task="mnist", arch="stacked", window=6, stride=1, readout="dense",
+                    batch_size=50, lr=0.02, seed=0, epochs=1000)
+MNIST_VARIANTS = {"base": 0, "intra4": 4}
+EPOCH_SAMPLES = 60_000
+TARGET_EPOCH_SECONDS = 90.0  # issue 4: one full 60,000-sample epoch on a 2-core machine
+# (digits seen in the short training, rows timed per call)
+_MNIST_SIZES = {False: (2000, 200), True: (400, 40)}
+_NO_REFERENCE = ("reference_samples_per_s", "ratio", "n_reference_samples",
+                 "reference_iterations", "reference_seconds", "reference_times_s",
+                 "cpu_reference_samples_per_s", "cpu_ratio", "reference_failures",
+                 "max_phase_diff", "grad_rel_diff", "exact_same_minimum_fraction")
+
+
+def reset_peak_rss() -> bool:
+    """Restart this process's peak-RSS counter (Linux VmHWM); False where that is impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process in MB: VmHWM (since the last
+    :func:`reset_peak_rss`), else ``ru_maxrss`` (whole lifetime), else None."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
+
+
+def mnist_trainer(intra: int = 0, data_dir: str | None = None, digits: int = 2000,
+                  **changes) -> Trainer:
+    """The benchmark network after training on ``digits`` digits (``digits / 50`` steps).
+
+    ``data_dir`` None uses the shipped 600-digit sample (480 train, so the training cycles
+    through it); otherwise ``digits`` training (0: all) and 500 test digits of that source.
+    ``changes`` override config fields (for example ``parallel``, ``train_size``).
+    """
+    from xyprop.engine import mnist_sample_path
+
+    sizes = (dict(data_dir=str(mnist_sample_path())) if data_dir is None else
+             dict(data_dir=str(data_dir), train_size=digits or None, test_size=500))
+    tr = Trainer(Config(**{**MNIST_CONFIG, "intra": intra, **sizes, **changes}))
+    while tr.step_count * tr.config.batch_size < digits:
+        tr.step()
+    return tr
+
+
+def _interleaved(calls: dict, repeats: int) -> tuple[dict, dict, dict, dict, bool]:
+    """Call each of ``calls`` (name -> function) once per round, ``repeats`` rounds.
+
+    Interleaving makes a change of machine load hit every call alike. Returns per name the
+    wall and CPU seconds and the peak RSS (MB) of each call, the last result, and whether the
+    peak counter could be reset before every call (else peaks are process-lifetime peaks).
+    """
+    wall, cpu, peak = ({k: [] for k in calls} for _ in range(3))
+    last, resets = {}, True
+    for _ in range(repeats):
+        for key, fn in calls.items():
+            resets &= reset_peak_rss()
+            t_wall, t_cpu, last[key] = _timed(fn)
+            wall[key].append(t_wall)
+            cpu[key].append(t_cpu)
+            peak[key].append(peak_rss_mb())
+    return wall, cpu, peak, last, resets
+
+
+def bench_mnist(data_dir: str | None = None, quick: bool = False, repeats: int = 5,
+                seed: int = 12345) -> list[dict]:
+    """EP samples/s at MNIST scale: ``mnist/<base|intra4>/<init|trained>/<serial|parallel>``.
+
+    For each variant: a trainer trained on 2000 digits (quick: 400) gives the ``trained``
+    parameters, a fresh one with the same seed the ``init`` ones. One call of
+    ``System.ep_gradient`` on 200 real training digits (quick: 40) from fixed random starts
+    is timed ``repeats`` times, serial and parallel interleaved; samples/s is rows / median
+    seconds and ``seconds_per_60k_epoch`` is 60,000 / samples/s (EP only: no optimiser step,
+    no end-of-epoch evaluation). ``peak_rss_mb`` is the process's peak resident memory
+    during the case's calls (``peak_rss_method`` says how it was measured); ``agrees`` says
+    serial and parallel gave bit-identical phases and gradients and every relaxation
+    converged. Reference fields are None.
+    """
+    import numba
+
+    digits, n_rows = _MNIST_SIZES[bool(quick)]
+    repeats = min(repeats, 2) if quick else repeats
+    out = []
+    for variant, intra in MNIST_VARIANTS.items():
+        tr = mnist_trainer(intra, data_dir, digits)
+        c, net, task = tr.config, tr.net, tr.task
+        rows = min(n_rows, task.x_train.shape[0])
+        x, tg = task.x_train[:rows], task.targets(task.y_train[:rows])
+        systems = {m: System(net, cost=c.cost, solver=c.solver, tol=c.tol, max_iter=c.max_iter,
+                             omega=c.omega, parallel=m == "parallel")
+                   for m in ("serial", "parallel")}
+        phi = systems["serial"].initial_phases(x, np.random.default_rng(seed))
+        kw = dict(beta=c.beta, nudging=c.nudging, rng=None)
+        side = net.sheets[-1][2]
+        network = (f"stacked 28x28 -> {side}x{side} (window {c.window}, stride {c.stride}) -> "
+                   f"{net.output_nodes.size}, {c.readout} readout"
+                   + (f", {intra}-neighbour sheet" if intra else ""))
+        for label, src in (("init", Trainer(c, task=task, network=net)), ("trained", tr)):
+            theta = (src.w, src.h, src.psi)
+            for s_ in systems.values():  # untimed: compiling (or loading numba's cache)
+                s_.ep_gradient(x[:2], tg[:2], *theta, phi_start=phi[:2], **kw)
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+            calls = {m: functools.partial(s_.ep_gradient, x, tg, *theta, phi_start=phi, **kw)
+                     for m, s_ in systems.items()}
+            wall, cpu, peak, last, resets = _interleaved(calls, repeats)
+            a, b = last["serial"], last["parallel"]
+            same = bool(np.array_equal(a.phi0, b.phi0) and np.array_equal(a.phib, b.phib)
+                        and np.array_equal(a.grad_w, b.grad_w))
+            for mode, r in last.items():
+                t = float(np.median(wall[mode]))
+                rate = rows / t
+                out.append({
+                    "name": f"mnist/{variant}/{label}/{mode}", "task": "mnist",
+                    "solver": c.solver, "network": network, "n_nodes": net.n_nodes,
+                    "n_edges": net.n_edges, "n_params": net.n_params, "intra": intra,
+                    "params": label, "epochs_trained": src.epoch,
+                    "digits_trained": src.step_count * c.batch_size, "data": task.split,
+                    "parallel": mode == "parallel",
+                    "threads": numba.get_num_threads() if mode == "parallel" else 1,
+                    "samples_per_s": rate, "seconds_per_60k_epoch": EPOCH_SAMPLES / rate,
+                    "target_seconds_per_epoch": TARGET_EPOCH_SECONDS,
+                    "meets_target": EPOCH_SAMPLES / rate < TARGET_EPOCH_SECONDS,
+                    "cpu_samples_per_s": rows / float(np.median(cpu[mode])),
+                    "peak_rss_mb": max((p for p in peak[mode] if p is not None), default=None),
+                    "peak_rss_method": ("VmHWM, reset before each call" if resets
+                                        else "ru_maxrss (process lifetime)"),
+                    "statistic": "median", "repeats": repeats, "seconds": t,
+                    "times_s": wall[mode], "load_average": load, "n_samples": rows,
+                    "iterations": float(r.iters), "failures": int(r.failures),
+                    "omega": systems[mode].omega, "tol": c.tol, "beta": c.beta,
+                    "parallel_identical": same, "agrees": same and a.failures == 0,
+                    **dict.fromkeys(_NO_REFERENCE),
+                })
+    return out
+
+
+def run_benchmarks(quick: bool = False, repeats: int = 5, mnist: bool | None = None,
+                   mnist_data: str | None = None) -> list[dict]:
     """EP samples/s of the engine (exact, gradient flow) against the numpy reference.
 
     Parameters
     ----------
     quick : bool   small batches, little training and at most 2 repeats (for a test)
     repeats : int   timed calls per implementation; the median is reported
+    mnist : bool, optional   add the MNIST-scale cases of :func:`bench_mnist` (default:
+        yes unless ``quick``)
+    mnist_data : str, optional   MNIST folder or .npz for them (default: the shipped sample)
 
     Returns
     -------
@@ -374,7 +542,8 @@ def run_benchmarks(quick: bool = False, repeats: int = 5) -> list[dict]:
     xor (4x4 lattice), iris (10x10 lattice) and digits (layered [64, 100, 10]); keys
     ``REQUIRED_KEYS`` and more (``seconds``, ``times_s``, ``max_phase_diff``, ...).
     ``ratio`` is ``samples_per_s / reference_samples_per_s``; ``agrees`` says the numba and
-    numpy gradient flows reached the same phases (max wrapped difference < 1e-4).
+    numpy gradient flows reached the same phases (max wrapped difference < 1e-4). The MNIST
+    cases follow (see :func:`bench_mnist`; their reference fields are None).
     """
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
         raise ValueError(f"repeats: got {repeats!r}; allowed: an integer >= 1")
@@ -383,17 +552,29 @@ def run_benchmarks(quick: bool = False, repeats: int = 5) -> list[dict]:
     cases = []
     for name, config, epochs, n_exact, n_flow in _CASES[bool(quick)]:
         cases += bench_task(name, config, epochs, n_exact, n_flow, repeats)
+    if mnist if mnist is not None else not quick:
+        cases += bench_mnist(mnist_data, quick=quick, repeats=repeats)
     return cases
 
 
+def _fmt(x, spec: str, width: int) -> str:
+    """``x`` formatted, or "-" for a field a case does not have (None)."""
+    return f"{'-' if x is None else format(x, spec):>{width}}"
+
+
 def format_table(cases: list[dict]) -> str:
-    """A plain-text table of :func:`run_benchmarks` results."""
-    head = (f"{'case':<22}{'samples/s':>11}{'numpy/s':>10}{'ratio':>9}{'iters':>9}"
+    """A plain-text table of :func:`run_benchmarks` results (MNIST rows: no reference)."""
+    wide = max([22] + [len(c["name"]) + 2 for c in cases])
+    head = (f"{'case':<{wide}}{'samples/s':>11}{'numpy/s':>10}{'ratio':>9}{'iters':>9}"
             f"{'np iters':>10}{'rows':>6}{'np rows':>8}  agrees")
     lines = [head, "-" * len(head)]
     for c in cases:
+        ratio = c.get("ratio")
         lines.append(
-            f"{c['name']:<22}{c['samples_per_s']:>11.1f}{c['reference_samples_per_s']:>10.2f}"
-            f"{c['ratio']:>8.1f}x{c['iterations']:>9.1f}{c['reference_iterations']:>10.1f}"
-            f"{c['n_samples']:>6}{c['n_reference_samples']:>8}  {c['agrees']}")
+            f"{c['name']:<{wide}}{c['samples_per_s']:>11.1f}"
+            f"{_fmt(c.get('reference_samples_per_s'), '.2f', 10)}"
+            f"{_fmt(ratio, '.1f', 8)}{'x' if ratio is not None else ' '}"
+            f"{c['iterations']:>9.1f}{_fmt(c.get('reference_iterations'), '.1f', 10)}"
+            f"{c['n_samples']:>6}{_fmt(c.get('n_reference_samples'), 'd', 8)}  {c['agrees']}")
     return "\n".join(lines)
+
