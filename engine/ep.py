@@ -137,10 +137,23 @@ class System:
         phi[:, self.inputs] = x
         return phi
 
-    def relax(self, phi, w_edge, h, psi, targets=None, beta=0.0) -> Relaxation:
+    def fixed_field(self, phi, w_edge, h, psi) -> tuple[np.ndarray, np.ndarray]:
+        """Per-sample field on free sites from the bias and the clamped inputs, 2 x (S, N).
+
+        Depends only on the inputs in ``phi`` (S, N), so the free and nudged phases of one
+        batch share it.
+        """
+        h = np.asarray(h, dtype=np.float64) * self.free
+        return K.input_field(np.ascontiguousarray(phi, dtype=np.float64), h * np.cos(psi),
+                             h * np.sin(psi), self.in_node, self.in_src,
+                             np.ascontiguousarray(np.asarray(w_edge)[self.in_edge],
+                                                  dtype=np.float64))
+
+    def relax(self, phi, w_edge, h, psi, targets=None, beta=0.0, field=None) -> Relaxation:
         """Relax ``E + beta C`` from ``phi`` (S, N); ``phi`` is not modified.
 
-        ``w_edge`` (E,) per-edge couplings; ``h``, ``psi`` (N,); ``targets`` (S, n_out).
+        ``w_edge`` (E,) per-edge couplings; ``h``, ``psi`` (N,); ``targets`` (S, n_out);
+        ``field``: ``fixed_field`` of these inputs and parameters, if already computed.
         """
         phi = np.array(phi, dtype=np.float64, order="C")
         S = phi.shape[0]
@@ -150,8 +163,7 @@ class System:
         w_edge = np.asarray(w_edge, dtype=np.float64)
         wa = np.ascontiguousarray(w_edge[self.free_slot_edge])
         h = np.asarray(h, dtype=np.float64) * self.free
-        hx, hy = K.input_field(phi, h * np.cos(psi), h * np.sin(psi), self.in_node,
-                               self.in_src, np.ascontiguousarray(w_edge[self.in_edge]))
+        hx, hy = field if field is not None else self.fixed_field(phi, w_edge, h, psi)
         # Euler is stable for dt < 2 / lambda_max; Gershgorin bounds lambda_max by this.
         rows = np.zeros(self.net.n_nodes)
         np.add.at(rows, np.r_[self.net.src, self.net.dst], np.abs(np.r_[w_edge, w_edge]))
@@ -221,12 +233,13 @@ class System:
         w_edge = self.net.expand(w)
         tg = np.repeat(np.asarray(targets, dtype=np.float64), m_init, axis=0)
         phi = phi_start if phi_start is not None else self.initial_phases(x, rng, m_init)
-        free = self.relax(phi, w_edge, h, psi, tg, 0.0)
-        plus = self.relax(free.phi, w_edge, h, psi, tg, beta)
+        field = self.fixed_field(phi, w_edge, h, psi)
+        free = self.relax(phi, w_edge, h, psi, tg, 0.0, field)
+        plus = self.relax(free.phi, w_edge, h, psi, tg, beta, field)
         n_rows = free.phi.shape[0]
         runaways = 0
         if nudging == "centered":
-            minus = self.relax(free.phi, w_edge, h, psi, tg, -beta)
+            minus = self.relax(free.phi, w_edge, h, psi, tg, -beta, field)
             bad = minus.status == K.RUNAWAY
             runaways = int(bad.sum())
             # A run-away row has no -beta equilibrium: it falls back to the one-sided

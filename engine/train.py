@@ -181,6 +181,8 @@ class Trainer:
                 progress(self)
         return self.history
 
+    EVAL_CHUNK = 2000
+
     @property
     def eval_restarts(self) -> int:
         """Random starts per sample in an evaluation.
@@ -205,13 +207,20 @@ class Trainer:
         e = self.epoch if epoch is None else epoch
         rng = np.random.default_rng([self.config.seed, e, 1 if split == "train" else 2])
         m = self.eval_restarts
-        rel = self.system.relax(self.system.initial_phases(x, rng, m), self.net.expand(self.w),
-                                self.h, self.psi)
+        w_edge = self.net.expand(self.w)
         yy = np.repeat(y, m)
-        pred = predict(rel.phi[:, self.net.output_nodes])
-        loss = float(self.system.cost_of(rel.phi, self.task.targets(yy)).mean())
-        return Evaluation(loss, float((pred == yy).mean()), rel.phi[::m], pred[::m],
-                          int((rel.status != 0).sum()))
+        # relax in chunks of samples: working memory stays bounded on a 60,000-image
+        # split (the generator yields the same stream as one big draw would)
+        phis, fails = [], 0
+        for a in range(0, x.shape[0], self.EVAL_CHUNK):
+            start = self.system.initial_phases(x[a:a + self.EVAL_CHUNK], rng, m)
+            rel = self.system.relax(start, w_edge, self.h, self.psi)
+            phis.append(rel.phi)
+            fails += int((rel.status != 0).sum())
+        phi = np.concatenate(phis)
+        pred = predict(phi[:, self.net.output_nodes])
+        loss = float(self.system.cost_of(phi, self.task.targets(yy)).mean())
+        return Evaluation(loss, float((pred == yy).mean()), phi[::m], pred[::m], fails)
 
     def result(self) -> Snapshot:
         """The snapshot a finished run reports: the best one seen when training stops at a
