@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from xyprop.engine import tasks
 from xyprop.engine.tasks import (
     CLASSIFICATION_TASKS,
