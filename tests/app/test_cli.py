@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import run, run_json  # noqa: E402
 
-from xyprop.app.cli import TASK_DIMS, main
+from xyprop.app.cli import TASK_DIMS
 from xyprop.app.cli_args import flag
 from xyprop.engine import DEFAULTS, Config, System, Trainer, load_snapshot, load_task
 from xyprop.engine.gradcheck import cosine, relative_error
@@ -24,17 +25,6 @@ from xyprop.engine.gradcheck import cosine, relative_error
 LATTICE3 = ["--task", "xor", "--arch", "lattice", "--rows", "3", "--cols", "3"]
 
 
-def run(capsys, *argv):
-    """``main(argv)`` in-process: (status, stdout, stderr)."""
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def run_json(capsys, *argv):
-    status, out, err = run(capsys, *argv)
-    assert status == 0, err
-    return json.loads(out)
 
 
 def xyprop_exe() -> list[str]:

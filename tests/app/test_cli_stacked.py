@@ -8,30 +8,19 @@ Timing numbers are not asserted: the machine may be shared.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
+from cli_run import run, run_json  # noqa: E402
 
 from xyprop.app import benchmark
-from xyprop.app.cli import main
 from xyprop.engine import Config, Trainer, load_snapshot, mnist_sample_path
 
 SAMPLE = str(mnist_sample_path())
 STACKED = ["--task", "mnist", "--arch", "stacked"]
 
 
-def run(capsys, *argv):
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def run_json(capsys, *argv):
-    status, out, err = run(capsys, *argv)
-    assert status == 0, err
-    return json.loads(out)
 
 
 def counts(window=6, stride=1, channels=1, sheets=1, weight_sharing=False, intra=0,
