@@ -32,6 +32,7 @@ from xyprop.engine import Snapshot, wrap
 
 PHASE_PALETTE = list(cc.colorwheel)  # cyclic: -pi and pi get the same colour
 COUPLING_PALETTE = list(cc.coolwarm)  # diverging, used with symmetric limits
+DIFF_PALETTE = list(cc.gwv)  # diverging, white at zero: phase shifts are small
 RESPONSE_PALETTE = list(cc.CET_L18)  # white (no response) to dark red
 CONFUSION_PALETTE = list(cc.blues)
 NAN_COLOR = "#e6e6e6"
@@ -65,6 +66,21 @@ def lattice_image(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Per-node values (N,) of a lattice -> image (rows, cols); node ``r*cols+c`` at [r, c]."""
     rows, cols = shape
     return np.asarray(values, np.float32).reshape(rows, cols)
+
+
+def spread_columns(coords: np.ndarray) -> np.ndarray:
+    """Drawing positions for layered / all-to-all nets: every column (layer) of nodes is
+    spread over the height of the tallest one, so small layers stay readable next to a
+    large input layer. Order within a column is kept."""
+    xy = np.array(coords, dtype=np.float64)
+    counts = np.unique(xy[:, 0], return_counts=True)
+    half = (counts[1].max() - 1) / 2 if counts[1].size else 0.0
+    for x, c in zip(*counts, strict=True):
+        m = xy[:, 0] == x
+        y = xy[m, 1]
+        if c > 1 and y.max() > y.min():
+            xy[m, 1] = (y - y.min()) / (y.max() - y.min()) * 2 * half - half
+    return xy
 
 
 def symmetric_limit(values: np.ndarray, floor: float = 1e-12) -> float:
@@ -177,6 +193,7 @@ def _fig(title, w, h, **kw):
 
 
 def _bare(f):
+    """No axes, grid or outline: the geometry speaks for itself."""
     f.axis.visible = False
     f.grid.visible = False
     f.outline_line_color = None
@@ -184,157 +201,128 @@ def _bare(f):
 
 
 class LiveViews:
-    """All live figures of one session for one network geometry.
+    """All live figures of one session; built once, re-pointed at new geometries.
 
     ``figures`` maps names (``phase_free``, ``phase_nudged``, ``phase_diff``,
     ``couplings``, ``change``, ``response``, ``loss``, ``accuracy``, ``outputs``,
-    ``confusion``) to Bokeh models. ``update(frame, sample)`` only writes data.
+    ``confusion``) to Bokeh figures. Every figure holds the glyphs for both drawings (sites
+    as squares and bonds as segments on lattices; nodes as dots and a coupling matrix
+    otherwise) and ``configure(snap)`` only switches visibility, ranges and sizes: swapping
+    Bokeh models in a served page makes Panel walk the whole document (about 0.3 s per
+    swapped figure), while changing properties costs microseconds.
+    ``update(frame, sample)`` only writes data.
     """
 
     SIDE = 230  # px of one geometry view
+    MATRIX_MAX = 400  # more nodes: draw bonds, not an N x N matrix (MNIST would be 1.7M cells)
+    HEAVY = 40000  # cells (matrix) or bonds beyond which a view refreshes at most 2x a second
 
     def __init__(self, snap: Snapshot):
-        self.key = geometry_key(snap)
-        self.lattice = snap.kind == "lattice" and snap.shape is not None
-        n, coords = snap.h.shape[0], snap.coords.astype(np.float32)
-        self.n_nodes, self.n_classes = n, max(snap.output_nodes.size, 2)
-        self._last_heavy = -1e9
-        self._hist_len = -1
-        self._cm_id = None
-        x, y = coords[:, 0], coords[:, 1]
-        role = np.full(n, "hidden", dtype=object)
-        role[snap.input_nodes] = "input"
-        role[snap.output_nodes] = "output"
-        nan = np.full(n, np.nan, np.float32)
-        self.nodes = ColumnDataSource({"x": x, "y": y, "i": np.arange(n), "role": list(role),
-                                       "free": nan, "nudged": nan, "diff": nan,
-                                       "response": nan})
-        self.ins = ColumnDataSource({"x": x[snap.input_nodes], "y": y[snap.input_nodes]})
-        self.outs = ColumnDataSource({"x": x[snap.output_nodes], "y": y[snap.output_nodes]})
-        per_col = np.unique(x, return_counts=True)[1].max() if n else 1
-        self.marker = float(np.clip(180 / max(per_col, 1), 3, 16))
+        self._last_heavy = self._last_slow = -1e9
+        self._hist_len, self._cm_id = -1, None
+        self.nodes = ColumnDataSource({k: [] for k in ("x", "y", "i", "role", "free",
+                                                       "nudged", "diff", "response")})
+        self.sites = ColumnDataSource({"x": [], "y": []})  # static positions (bond views)
+        self.empty = ColumnDataSource({k: [] for k in self.nodes.data})  # hidden renderers
+        self.ins = ColumnDataSource({"x": [], "y": []})
+        self.outs = ColumnDataSource({"x": [], "y": []})
+        self.edges = ColumnDataSource({k: [] for k in ("x0", "y0", "x1", "y1", "w", "dw")})
+        self.mat = ColumnDataSource({"w": [_NAN1], "dw": [_NAN1]})
         self.phase_map = LinearColorMapper(PHASE_PALETTE, low=-np.pi, high=np.pi,
                                            nan_color=NAN_COLOR)
         self.resp_map = LinearColorMapper(RESPONSE_PALETTE, low=0, high=1, nan_color=NAN_COLOR)
+        self.diff_map = LinearColorMapper(DIFF_PALETTE, low=-1, high=1, nan_color=NAN_COLOR)
         self.w_map = LinearColorMapper(COUPLING_PALETTE, low=-1, high=1, nan_color=NAN_COLOR)
         self.dw_map = LinearColorMapper(COUPLING_PALETTE, low=-1, high=1, nan_color=NAN_COLOR)
+        # geometry ranges shared by the site views; the coupling views have their own
+        self.gx, self.gy, self.cx, self.cy = (Range1d(0, 1) for _ in range(4))
+        self._geo, self._cells, self._dots, self._marks = [], [], [], []
+        self._segs, self._imgs = [], []
         f = {}
         titles = {"free": "Free equilibrium", "nudged": "Nudged (+beta)",
                   "diff": "Nudged - free"}
-        share = None
         for k, t in titles.items():
-            f[f"phase_{k}"] = share = self._node_view(t, k, self.phase_map, share)
-        f["response"] = self._node_view("Response |dphi|/beta", "response", self.resp_map,
-                                        share)
-        f["phase_diff"].add_layout(ColorBar(
+            f[f"phase_{k}"] = self._node_view(t, k, self.diff_map if k == "diff" else
+                                              self.phase_map)
+        f["response"] = self._node_view("Response |dphi|/beta", "response", self.resp_map)
+        f["phase_diff"].add_layout(ColorBar(color_mapper=self.diff_map, width=10,
+                                            ticker=BasicTicker(desired_num_ticks=5)), "right")
+        f["phase_nudged"].add_layout(ColorBar(
             color_mapper=self.phase_map, width=10, title="phase",
             ticker=FixedTicker(ticks=[-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi]),
             major_label_overrides={-np.pi: f"-{PI}", -np.pi / 2: f"-{PI}/2", 0: "0",
                                    np.pi / 2: f"{PI}/2", np.pi: PI}), "right")
         f["response"].add_layout(ColorBar(color_mapper=self.resp_map, width=10,
                                           ticker=BasicTicker(desired_num_ticks=4)), "right")
-        if self.lattice:
-            seg = bond_segments(coords, snap.src, snap.dst)
-            self.edges = ColumnDataSource({**seg, "w": snap.coupling.astype(np.float32),
-                                           "dw": snap.coupling_change.astype(np.float32)})
-            f["couplings"] = self._bond_view("Couplings w", "w", self.w_map, share)
-            f["change"] = self._bond_view("Change of w, last update", "dw", self.dw_map,
-                                          share)
-        else:
-            self.edges = None
-            self.mat = ColumnDataSource({"w": [coupling_matrix(n, snap.src, snap.dst,
-                                                               snap.coupling)],
-                                         "dw": [coupling_matrix(n, snap.src, snap.dst,
-                                                                snap.coupling_change)]})
-            f["couplings"] = self._matrix_view("Coupling matrix w", "w", self.w_map)
-            f["change"] = self._matrix_view("Change of w, last update", "dw", self.dw_map)
+        f["couplings"] = self._coupling_view("Couplings w", "w", self.w_map)
+        f["change"] = self._coupling_view("Change of w, last update", "dw", self.dw_map)
         self.curves = ColumnDataSource(curve_data([]))
-        f["loss"], f["accuracy"] = self._curve_view("Loss", "loss"), self._curve_view(
-            "Accuracy", "accuracy")
+        f["loss"] = self._curve_view("Loss", "loss")
+        f["accuracy"] = self._curve_view("Accuracy", "accuracy")
         f["accuracy"].y_range = Range1d(-0.02, 1.02)
         self.out = ColumnDataSource(output_points(snap, 0))
         f["outputs"] = self._circle_view()
-        self.cm = ColumnDataSource(confusion_data(None, self.n_classes))
+        self.cm = ColumnDataSource(confusion_data(None, 2))
         f["confusion"] = self._confusion_view()
         self.figures = f
+        self.key = None
+        self.configure(snap)
 
     # -- figure builders -------------------------------------------------------------------
-    def _frame(self, title, share):
-        w = h = self.SIDE
-        kw = {}
-        if share is not None:
-            kw.update(x_range=share.x_range, y_range=share.y_range)
-        elif self.lattice:
-            rows, cols = self.key[1]
-            # One site = one square; start > end flips y so the input row is on top.
-            kw.update(x_range=Range1d(-0.7, cols - 0.3), y_range=Range1d(rows - 0.3, -0.7))
-        if self.lattice:
-            rows, cols = self.key[1]
-            w, h = (round(self.SIDE * cols / max(rows, cols)),
-                    round(self.SIDE * rows / max(rows, cols)))
-        return _bare(_fig(title, w, h, **kw))
-
-    def _node_view(self, title, field, mapper, share):
-        f = self._frame(title, share)
+    def _node_view(self, title, field, mapper):
+        f = _bare(_fig(title, self.SIDE, self.SIDE, x_range=self.gx, y_range=self.gy))
         color = {"field": field, "transform": mapper}
-        if self.lattice:
-            r = f.rect("x", "y", 1, 1, source=self.nodes, fill_color=color, line_color=None)
-        else:
-            r = f.scatter("x", "y", source=self.nodes, size=self.marker, fill_color=color,
-                          line_color="#555555", line_width=0.5)
-        s = self.marker * (1.6 if self.lattice else 1.3)
+        cell = f.rect("x", "y", 1, 1, source=self.nodes, fill_color=color, line_color=None)
+        dot = f.scatter("x", "y", source=self.nodes, size=8, fill_color=color,
+                        line_color="#555555", line_width=0.5)
+        self._cells.append(cell)
+        self._dots.append(dot)
+        self._geo.append(f)
+        self._add_marks(f)
+        f.add_tools(HoverTool(renderers=[cell, dot], tooltips=[
+            ("node", "@i (@role)"), (field, f"@{field}{{0.000}}")]))
+        return f
+
+    def _add_marks(self, f):
         for src, marker in ((self.ins, "inverted_triangle"), (self.outs, "square")):
-            f.scatter("x", "y", source=src, marker=marker, size=s, fill_alpha=0,
-                      line_color="black", line_width=2)
-        f.add_tools(HoverTool(renderers=[r], tooltips=[("node", "@i (@role)"),
-                                                       (field, f"@{field}{{0.000}}")]))
-        return f
+            self._marks.append(f.scatter("x", "y", source=src, marker=marker, size=12,
+                                         fill_alpha=0, line_color="black", line_width=2))
 
-    def _bond_view(self, title, field, mapper, share):
-        f = self._frame(title, share)
-        lw = float(np.clip(60 / max(self.key[1]), 1.5, 6))
-        r = f.segment("x0", "y0", "x1", "y1", source=self.edges, line_width=lw,
-                      line_color={"field": field, "transform": mapper})
-        f.scatter("x", "y", source=self.nodes, size=max(self.marker * 0.35, 2), color="#444444")
-        f.scatter("x", "y", source=self.ins, marker="inverted_triangle", size=self.marker,
-                  fill_alpha=0, line_color="black", line_width=2)
-        f.scatter("x", "y", source=self.outs, marker="square", size=self.marker,
-                  fill_alpha=0, line_color="black", line_width=2)
-        f.add_tools(HoverTool(renderers=[r], tooltips=[(field, f"@{field}{{0.0000}}")]))
-        f.add_layout(ColorBar(color_mapper=mapper, width=10,
-                              ticker=BasicTicker(desired_num_ticks=5)), "right")
-        return f
-
-    def _matrix_view(self, title, field, mapper):
-        n = self.n_nodes
-        f = _fig(title, self.SIDE, self.SIDE, x_range=(0, n), y_range=(n, 0))
-        f.image(image=field, x=0, y=0, dw=n, dh=n, source=self.mat, color_mapper=mapper)
-        f.xaxis.axis_label, f.yaxis.axis_label = "node j", "node i"
+    def _coupling_view(self, title, field, mapper):
+        f = _fig(title, self.SIDE, self.SIDE, x_range=self.cx, y_range=self.cy)
         f.grid.visible = False
+        f.xaxis.axis_label, f.yaxis.axis_label = "node j", "node i"
+        seg = f.segment("x0", "y0", "x1", "y1", source=self.edges, line_width=3,
+                        line_color={"field": field, "transform": mapper})
+        img = f.image(image=field, x=0, y=0, dw=1, dh=1, source=self.mat, color_mapper=mapper)
+        dots = f.scatter("x", "y", source=self.sites, size=3, color="#444444")
+        self._segs.append((f, seg, dots))
+        self._imgs.append(img)
+        self._add_marks(f)
+        f.add_tools(HoverTool(renderers=[seg], tooltips=[(field, f"@{field}{{0.0000}}")]))
         f.add_layout(ColorBar(color_mapper=mapper, width=10,
                               ticker=BasicTicker(desired_num_ticks=5)), "right")
         return f
 
     def _curve_view(self, title, what):
         f = _fig(title, 290, 190)
-        pal = ("#1f77b4", "#d62728")
         rs = []
-        for split, c in zip(("train", "test"), pal, strict=True):
+        for split, c in (("train", "#1f77b4"), ("test", "#d62728")):
             col = f"{split}_{what}"
             f.line("epoch", col, source=self.curves, color=c, line_width=2, legend_label=split)
-            rs.append(f.scatter("epoch", col, source=self.curves, color=c, size=4))
+            rs.append(f.scatter("epoch", col, source=self.curves, color=c, size=3))
         f.add_tools(HoverTool(renderers=rs[:1], mode="vline", tooltips=[
             ("epoch", "@epoch{0}"), ("train", f"@train_{what}{{0.000}}"),
             ("test", f"@test_{what}{{0.000}}")]))
         f.xaxis.axis_label = "epoch"
         f.legend.location = "bottom_right" if what == "accuracy" else "top_right"
         f.legend.label_text_font_size = "8pt"
+        f.legend.background_fill_alpha = 0.5
         return f
 
     def _circle_view(self):
-        f = _fig("Output phases (this sample)", 200, 200, x_range=(-1.35, 1.35),
-                 y_range=(-1.35, 1.35), match_aspect=True)
-        _bare(f)
+        f = _bare(_fig("Output phases (this sample)", 200, 200, x_range=(-1.35, 1.35),
+                       y_range=(-1.35, 1.35)))
         t = np.linspace(0, 2 * np.pi, 200)
         f.line(np.cos(t), np.sin(t), color="#999999")
         f.segment(0, 0, "x", "y", source=self.out, color="color", line_width=2)
@@ -343,17 +331,16 @@ class LiveViews:
         f.scatter("nx", "ny", source=self.out, marker="x", size=10, color="color",
                   legend_label="nudged")
         r = f.scatter("x", "y", source=self.out, size=10, color="color", legend_label="free")
-        f.add_tools(HoverTool(renderers=[r], tooltips=[("", "@label"), ("phase",
-                                                                          "@phase{0.000}")]))
+        f.add_tools(HoverTool(renderers=[r], tooltips=[("", "@label"),
+                                                       ("phase", "@phase{0.000}")]))
         f.legend.label_text_font_size = "8pt"
-        f.legend.padding = 2
-        f.legend.background_fill_alpha = 0.6
+        f.legend.orientation = "horizontal"
+        f.legend.padding = f.legend.spacing = 2
+        f.add_layout(f.legend[0], "below")
         return f
 
     def _confusion_view(self):
-        cls = [str(i) for i in range(self.n_classes)]
-        f = _fig("Test set, last epoch", 200, 200, x_range=cls,
-                 y_range=list(reversed(cls)))
+        f = _fig("Test set, last epoch", 200, 200, x_range=["0", "1"], y_range=["1", "0"])
         m = LinearColorMapper(CONFUSION_PALETTE, low=0, high=1)
         f.rect("pred", "true", 1, 1, source=self.cm, line_color="white",
                fill_color={"field": "frac", "transform": m})
@@ -363,11 +350,102 @@ class LiveViews:
         f.grid.visible = False
         return f
 
+    # -- geometry --------------------------------------------------------------------------
+    def configure(self, snap: Snapshot) -> None:
+        """Point every figure at ``snap``'s network (nodes, bonds, classes)."""
+        self.key = geometry_key(snap)
+        self.lattice = lat = snap.kind == "lattice" and snap.shape is not None
+        self.bonds = lat
+        n = snap.h.shape[0]
+        spread = snap.kind in ("layered", "all-to-all", "custom")
+        xy = (spread_columns(snap.coords) if spread else snap.coords).astype(np.float32)
+        self.n_nodes, self.n_classes = n, max(snap.output_nodes.size, 2)
+        role = np.full(n, "hidden", dtype=object)
+        role[snap.input_nodes], role[snap.output_nodes] = "input", "output"
+        nan = np.full(n, np.nan, np.float32)
+        self.nodes.data = {"x": xy[:, 0], "y": xy[:, 1], "i": np.arange(n),
+                           "role": list(role), "free": nan, "nudged": nan, "diff": nan,
+                           "response": nan}
+        self.ins.data = {"x": xy[snap.input_nodes, 0], "y": xy[snap.input_nodes, 1]}
+        self.outs.data = {"x": xy[snap.output_nodes, 0], "y": xy[snap.output_nodes, 1]}
+        per_col = np.unique(xy[:, 0], return_counts=True)[1].max() if n else 1
+        size = float(np.clip(180 / max(per_col, 1), 3, 16))
+        if lat:
+            rows, cols = snap.shape
+            side = max(rows, cols)
+            w, h = round(self.SIDE * cols / side), round(self.SIDE * rows / side)
+            # one site = one square; start > end flips y so the input row is on top
+            x0, x1, y0, y1 = -0.7, cols - 0.3, rows - 0.3, -0.7
+            mark = float(np.clip(0.55 * self.SIDE / side, 4, 24))
+        else:
+            w = h = self.SIDE
+            pad = 0.6 + 0.02 * per_col
+            x0, x1 = xy[:, 0].min() - 0.6, xy[:, 0].max() + 0.6
+            y0, y1 = xy[:, 1].min() - pad, xy[:, 1].max() + pad
+            mark = size * 1.5
+        self.gx.update(start=float(x0), end=float(x1))
+        self.gy.update(start=float(y0), end=float(y1))
+        for f in self._geo:
+            f.frame_width, f.frame_height = w, h
+        self.sites.data = {"x": xy[:, 0], "y": xy[:, 1]}
+        # A hidden renderer still reprocesses its source on every change: detach it.
+        for r in self._cells:
+            r.visible, r.data_source = lat, self.nodes if lat else self.empty
+        for r in self._dots:
+            r.visible, r.glyph.size = not lat, size
+            r.data_source = self.empty if lat else self.nodes
+        for r in self._marks:
+            # Dense columns of nodes: roles are clear from the layout, outlines would hide
+            # the colours.
+            r.glyph.size, r.glyph.line_width = mark, 2 if lat else 1
+            r.visible = lat or per_col <= 24
+        self._configure_couplings(snap, lat, (x0, x1, y0, y1), (w, h), mark)
+        cls = [str(i) for i in range(self.n_classes)]
+        f = self.figures["confusion"]
+        f.x_range.factors, f.y_range.factors = cls, cls[::-1]
+        self.cm.data = confusion_data(None, self.n_classes)
+        self._hist_len, self._cm_id = -1, None
+        self._last_heavy = self._last_slow = -1e9
+
+    def _configure_couplings(self, snap, lat, box, size, mark):
+        """Bonds as segments on lattices and on big sparse nets; else the N x N matrix."""
+        n, e = self.n_nodes, snap.src.size
+        self.bonds = bonds = lat or n > self.MATRIX_MAX
+        if bonds:
+            xy = np.c_[self.nodes.data["x"], self.nodes.data["y"]]  # as drawn (spread)
+            seg = bond_segments(xy, snap.src, snap.dst, lat)
+            self.edges.data = {**seg, "w": _f32(snap.coupling), "dw": _f32(snap.coupling_change)}
+            self.mat.data = {"w": [_NAN1], "dw": [_NAN1]}
+            x0, x1, y0, y1 = box
+            lw = float(np.clip(60 / max(snap.shape), 1.5, 6)) if lat else (
+                1.0 if e > 2000 else 2.0)
+        else:
+            self.edges.data = {k: np.zeros(0, np.float32) for k in self.edges.data}
+            self.mat.data = {"w": [coupling_matrix(n, snap.src, snap.dst, snap.coupling)],
+                             "dw": [coupling_matrix(n, snap.src, snap.dst,
+                                                    snap.coupling_change)]}
+            x0, x1, y0, y1 = 0, n, n, 0  # matrix: row 0 on top
+            size, lw = (self.SIDE, self.SIDE), 1
+        self.cx.update(start=float(x0), end=float(x1))
+        self.cy.update(start=float(y0), end=float(y1))
+        for (f, seg_r, dots), img in zip(self._segs, self._imgs, strict=True):
+            f.frame_width, f.frame_height = size
+            f.axis.visible = not bonds
+            f.outline_line_color = None if bonds else "#e5e5e5"
+            seg_r.visible, dots.visible, img.visible = bonds, bonds, not bonds
+            seg_r.glyph.line_width = lw
+            dots.glyph.size = max(mark * 0.3, 2)
+            img.glyph.dw = img.glyph.dh = n
+        for r in self._marks[-4:]:  # input/output marks of the two coupling views
+            r.visible = lat
+
     # -- updates ---------------------------------------------------------------------------
     def update(self, frame, sample: int = 0, now: float = 0.0) -> None:
         """Write ``frame`` into the sources (call under ``hold()`` on the event loop).
 
-        Coupling matrices with more than 40,000 cells are redrawn at most twice a second.
+        Coupling views with more than ``HEAVY`` cells or bonds refresh at most twice a second,
+        curves and confusion matrix at most four times; a frame that is not ``running`` (the
+        last one for a while) refreshes everything.
         """
         s, w = frame.snapshot, _f32
         ph = phase_values(s, sample)
@@ -375,11 +453,17 @@ class LiveViews:
         self.nodes.data.update(free=w(ph["free"]), nudged=w(ph["nudged"]),
                                diff=w(ph["diff"]), response=w(resp))
         self.resp_map.high = max(float(np.nanmax(resp)) if resp.size else 1.0, 1e-6)
+        self.diff_map.low, self.diff_map.high = _sym(ph["diff"])
         self.w_map.low, self.w_map.high = _sym(s.coupling)
         self.dw_map.low, self.dw_map.high = _sym(s.coupling_change)
-        if self.edges is not None:
+        final = frame.state != "running"  # no newer frame will follow: draw everything
+        heavy = (s.src.size if self.bonds else self.n_nodes ** 2) > self.HEAVY
+        if heavy and now - self._last_heavy < 0.5 and not final:
+            pass  # big coupling views: twice a second is enough for the eye
+        elif self.bonds:
+            self._last_heavy = now
             self.edges.data.update(w=w(s.coupling), dw=w(s.coupling_change))
-        elif self.n_nodes ** 2 <= 40000 or now - self._last_heavy >= 0.5:
+        else:
             self._last_heavy = now
             self.mat.data.update(
                 w=[coupling_matrix(self.n_nodes, s.src, s.dst, s.coupling)],
@@ -387,12 +471,18 @@ class LiveViews:
         # a handful of numbers: inline lists (each binary buffer is two websocket writes)
         self.out.data = {k: v.tolist() if isinstance(v, np.ndarray) else v
                          for k, v in output_points(s, sample).items()}
-        if len(s.history) != self._hist_len:
-            self._hist_len = len(s.history)
-            self.curves.data = curve_data(s.history)
-        if frame.confusion is not self._cm_id:
-            self._cm_id = frame.confusion
-            self.cm.data = confusion_data(frame.confusion, self.n_classes)
+        # Epoch-level views: short epochs end many times a second, and every redraw of a
+        # figure costs the browser several ms; four times a second is plenty.
+        if final or now - self._last_slow >= 0.25:
+            if len(s.history) != self._hist_len:
+                self._hist_len, self._last_slow = len(s.history), now
+                self.curves.data = curve_data(s.history)
+            if frame.confusion is not self._cm_id:
+                self._cm_id, self._last_slow = frame.confusion, now
+                self.cm.data = confusion_data(frame.confusion, self.n_classes)
+
+
+_NAN1 = np.full((1, 1), np.nan, np.float32)
 
 
 def _f32(a) -> np.ndarray:
@@ -407,17 +497,18 @@ def _sym(values) -> tuple[float, float]:
 def preview_data(net) -> tuple[dict, dict]:
     """Nodes (``x, y, color``) and bonds (``x0..y1``) of a Network for the small preview;
     bonds are left out past 5,000 (too many to see)."""
-    c = net.coords.astype(np.float32)
+    lattice = net.kind == "lattice"
+    spread = net.kind in ("layered", "all-to-all", "custom")
+    c = (spread_columns(net.coords) if spread else net.coords).astype(np.float32)
     col = np.full(net.n_nodes, "#9e9e9e", dtype=object)
     col[net.input_nodes] = "#1f77b4"
     col[net.output_nodes] = "#d62728"
     nodes = {"x": c[:, 0], "y": c[:, 1], "color": list(col)}
-    lattice = net.kind == "lattice"
     keep = slice(None) if net.n_edges <= 5000 else slice(0, 0)
     return nodes, bond_segments(c, net.src[keep], net.dst[keep], lattice)
 
 
 __all__ = ["LiveViews", "PHASE_PALETTE", "COUPLING_PALETTE", "RESPONSE_PALETTE",
            "sample_row", "phase_values", "lattice_image", "symmetric_limit", "map_colors",
-           "bond_segments", "coupling_matrix", "curve_data", "output_points",
+           "bond_segments", "coupling_matrix", "spread_columns", "curve_data", "output_points",
            "confusion_data", "status_values", "geometry_key", "preview_data"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xyprop.engine import Config, Snapshot, Trainer
+from xyprop.engine import Config, Snapshot, Trainer, load_task
 
 from .settings import LIVE
 
@@ -360,7 +360,8 @@ def warm_up() -> float:
     """Compile (or load from numba's cache) every kernel training uses, once per process.
 
     A tiny XOR 2x2 lattice takes one step with each solver and each nudging (both end an
-    epoch, so evaluation runs too). Returns the seconds spent (0 after the first call).
+    epoch, so evaluation runs too); Iris is loaded once so scikit-learn is imported before
+    a session needs it. Returns the seconds spent (0 after the first call).
     """
     global _warm_done
     with _warm_lock:
@@ -372,6 +373,7 @@ def warm_up() -> float:
                 cfg = Config(task="xor", arch="lattice", rows=2, cols=2, solver=solver,
                              nudging=nudging, epochs=1, parallel=False, max_iter=2000)
                 Trainer(cfg).step()
+        load_task("iris")
         _warm_done = True
         return time.perf_counter() - t0
 

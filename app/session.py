@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 import panel as pn
-from bokeh.models import DataRange1d
+from bokeh.models import CustomJS, DataRange1d, Div
 from bokeh.plotting import figure
 
-from xyprop.engine import METRIC_KEYS, Config, build_network, load_snapshot, load_task
+from xyprop.engine import Config, build_network, load_snapshot, load_task, metrics_csv
 
 from .plots import LiveViews, geometry_key, preview_data, status_values
 from .runner import Runner
@@ -51,6 +51,11 @@ _WIDGETS = {  # field: (widget class, extra keyword arguments)
     "skip_length": (pn.widgets.IntInput, {"start": 0}),
     "skip_count": (pn.widgets.IntInput, {"start": 0}),
     "hidden": (pn.widgets.IntInput, {"start": 1}), "layers": (pn.widgets.TextInput, {}),
+    "window": (pn.widgets.IntInput, {"start": 1}), "stride": (pn.widgets.IntInput, {"start": 1}),
+    "channels": (pn.widgets.IntInput, {"start": 1}),
+    "sheets": (pn.widgets.IntInput, {"start": 1}),
+    "weight_sharing": (pn.widgets.Checkbox, {}), "intra": (pn.widgets.Select, {}),
+    "readout": (pn.widgets.Select, {}),
     "edge_file": (pn.widgets.TextInput, {}), "data_dir": (pn.widgets.TextInput, {}),
     "beta": (pn.widgets.FloatInput, {"step": 0.01, "start": 0.0}),
     "nudging": (pn.widgets.Select, {}), "cost": (pn.widgets.Select, {}),
@@ -66,6 +71,8 @@ _WIDGETS = {  # field: (widget class, extra keyword arguments)
 _GROUPS = (  # sidebar cards: (title, rows of fields)
     ("Task and network", (("task", "arch"), ("rows", "cols"), ("neighbourhood",),
                           ("skip_length", "skip_count"), ("hidden",), ("layers",),
+                          ("window", "stride"), ("channels", "sheets"), ("intra", "readout"),
+                          ("weight_sharing",),
                           ("edge_file",), ("data_dir",))),
     ("Physics", (("beta", "nudging"), ("cost", "solver"), ("m_init",))),
     ("Optimiser and schedule", (("lr", "optimizer"), ("batch_size", "epochs"),
@@ -77,9 +84,13 @@ _VISIBLE = {  # field: shown only when this holds
     "skip_length": lambda s: s.arch == "lattice", "skip_count": lambda s: s.arch == "lattice",
     "hidden": lambda s: s.arch == "all-to-all", "layers": lambda s: s.arch == "layered",
     "edge_file": lambda s: s.arch == "custom", "data_dir": lambda s: s.task == "mnist",
+    **{f: (lambda s: s.arch == "stacked") for f in ("window", "stride", "channels", "sheets",
+                                                    "weight_sharing", "intra", "readout")},
 }
 
 
+_REPLACE_URL = ("if (cb_obj.text) window.history.replaceState(window.history.state, '', "
+                "window.location.pathname + cb_obj.text + window.location.hash)")
 _STATE_COLORS = {"running": "#2e7d32", "paused": "#b26a00", "finished": "#1f4e8c",
                  "error": "#c62828", "idle": "#555555"}
 
@@ -111,7 +122,8 @@ class Dashboard(pn.viewable.Viewer):
         self._url_errors: list[str] = []
         if config is not None:
             self.settings.from_config(config)
-        sync_url(self.settings, on_error=self._url_error)
+        self.location = pn.state.location  # None outside a served page
+        sync_url(self.settings, self.location, on_error=self._url_error)
         try:
             cfg = self.settings.to_config()
         except ValueError as e:
@@ -179,6 +191,10 @@ class Dashboard(pn.viewable.Viewer):
             self.preview.segment("x0", "y0", "x1", "y1", color="#9e9e9e", alpha=0.5,
                                  line_width=1).data_source)
         self.preview.renderers = self.preview.renderers[::-1]  # bonds under nodes
+        # Panel's page writes a new query string only once the whole page is idle, which a
+        # live page rarely is; this hidden Div writes it at once, so a copied URL is current.
+        self._url_div = Div(text="", visible=False)
+        self._url_div.js_on_change("text", CustomJS(code=_REPLACE_URL))
         self.panes = {k: pn.pane.Bokeh(fig, css_classes=[f"xy-view-{k}"], margin=2)
                       for k, fig in self.views.figures.items()}
         self.exports = pn.Column(
@@ -213,7 +229,8 @@ class Dashboard(pn.viewable.Viewer):
         p = self.panes
         card = functools.partial(pn.Card, collapsible=False, margin=(5, 5))
         self.main = pn.Column(
-            pn.Row(self.epoch_pane, self.status_pane, sizing_mode="stretch_width"),
+            pn.Row(self.epoch_pane, self.status_pane, pn.pane.Bokeh(self._url_div, visible=False),
+                   sizing_mode="stretch_width"),
             self.alert, self.notice,
             pn.FlexBox(
                 card(pn.Row(p["phase_free"], p["phase_nudged"], p["phase_diff"]),
@@ -298,19 +315,20 @@ class Dashboard(pn.viewable.Viewer):
         self.do_reset()
 
     def _on_upload(self, event) -> None:
-        name = (self.upload.filename or "").lower()
-        if not event.new:
+        data = event.new
+        if not data:
             return
+        # Sniff the content: the file name may arrive after the bytes.
         try:
-            if name.endswith(".npz"):
-                self.load_snapshot_bytes(event.new)
-            elif name.endswith((".toml", ".json")):
-                self.load_config_text(event.new.decode("utf-8"), json=name.endswith(".json"))
+            if data[:4] == b"PK\x03\x04":  # a zip archive: an .npz snapshot
+                self.load_snapshot_bytes(data)
             else:
-                raise ValueError(f"upload: {self.upload.filename!r} is not a .npz snapshot "
-                                 "or a .toml / .json config")
+                text = data.decode("utf-8")
+                self.load_config_text(text, json=text.lstrip().startswith("{"))
             self._set_error(None)
-        except (ValueError, UnicodeDecodeError) as e:
+        except UnicodeDecodeError:
+            self._set_error("upload: not a .npz snapshot or a .toml / .json config")
+        except ValueError as e:
             self._set_error(str(e))
 
     # -- settings --------------------------------------------------------------------------
@@ -346,6 +364,9 @@ class Dashboard(pn.viewable.Viewer):
             error, pending = str(e), []
         if events or error:
             self._set_error(error)
+        if self.location is not None and self._url_div.text != self.location.search:
+            with pn.io.hold():
+                self._url_div.text = self.location.search
         self.notice.object = ("<span class='xy-notice-text'>Reset needed to apply: "
                               + ", ".join(pending) + "</span>")
         self.notice.alert_type = "warning"
@@ -359,8 +380,9 @@ class Dashboard(pn.viewable.Viewer):
             f"<b>{net.n_edges:,}</b> couplings | {net.n_nodes:,} nodes ({n_in} in, "
             f"{n_out} out) | {n_par:,} trainable parameters")
         nodes, edges = preview_data(net)
-        self._pv_nodes.data, self._pv_edges.data = nodes, edges
-        self.preview.y_range.flipped = net.kind == "lattice"
+        with pn.io.hold():  # raw Bokeh models: change them under the document lock
+            self._pv_nodes.data, self._pv_edges.data = nodes, edges
+            self.preview.y_range.flipped = net.kind == "lattice"
 
     def _set_error(self, msg: str | None) -> None:
         self._settings_error = msg
@@ -395,9 +417,7 @@ class Dashboard(pn.viewable.Viewer):
         snap = f.snapshot
         with pn.io.hold():
             if geometry_key(snap) != self.views.key:
-                self.views = LiveViews(snap)
-                for k, fig in self.views.figures.items():
-                    self.panes[k].object = fig
+                self.views.configure(snap)
             b = snap.free_phases.shape[0]
             if b > 1 and self.sample.end != b - 1:
                 self.sample.end = b - 1
@@ -438,11 +458,7 @@ class Dashboard(pn.viewable.Viewer):
         return io.BytesIO(self.runner.latest().snapshot.to_bytes())
 
     def _csv_file(self) -> io.StringIO:
-        rows = self.runner.latest().snapshot.history
-        lines = [",".join(METRIC_KEYS)]
-        lines += [",".join("" if r.get(k) is None else repr(r[k]) for k in METRIC_KEYS)
-                  for r in rows]
-        return io.StringIO("\n".join(lines) + "\n")
+        return io.StringIO(metrics_csv(self.runner.latest().snapshot.history))
 
     def _toml_file(self) -> io.StringIO:
         return io.StringIO(self.runner.config.to_toml())

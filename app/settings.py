@@ -25,9 +25,11 @@ from xyprop.engine.config import (
     ARCHS,
     COSTS,
     INITS,
+    INTRAS,
     NEIGHBOURHOODS,
     NUDGINGS,
     OPTIMIZERS,
+    READOUTS,
     SOLVERS,
     TASKS,
 )
@@ -38,12 +40,16 @@ LIVE: tuple[str, ...] = ("lr", "beta", "nudging", "m_init", "batch_size", "epoch
 
 #: Settings that need a Reset (new network / data / initial state).
 STRUCTURAL: tuple[str, ...] = ("task", "arch", "rows", "cols", "neighbourhood", "skip_length",
-                               "skip_count", "hidden", "layers", "cost", "optimizer", "seed",
-                               "init", "init_scale", "data_dir", "edge_file")
+                               "skip_count", "hidden", "layers", "window", "stride",
+                               "channels", "sheets", "weight_sharing", "intra", "readout",
+                               "cost", "optimizer", "seed", "init", "init_scale", "data_dir",
+                               "edge_file")
 
 #: Every Config field the page exposes, in sidebar order.
 FIELDS: tuple[str, ...] = ("task", "arch", "rows", "cols", "neighbourhood", "skip_length",
-                           "skip_count", "hidden", "layers", "edge_file", "data_dir",
+                           "skip_count", "hidden", "layers", "window", "stride", "channels",
+                           "sheets", "weight_sharing", "intra", "readout", "edge_file",
+                           "data_dir",
                            "beta", "nudging", "cost", "solver", "m_init", "lr", "optimizer",
                            "batch_size", "epochs", "lr_decay", "stop_at_accuracy", "seed",
                            "init", "init_scale")
@@ -99,6 +105,16 @@ class Settings(param.Parameterized):
     skip_count = param.Integer(_D["skip_count"], label="Skip count")
     hidden = param.Integer(_D["hidden"], label="Hidden nodes")
     layers = _Text(format_layers(_D["layers"]), label="Hidden layers (e.g. 20,10)")
+    window = param.Integer(_D["window"], label="Window",
+                           doc="Receptive field side of a hidden sheet site (stacked).")
+    stride = param.Integer(_D["stride"], label="Stride")
+    channels = param.Integer(_D["channels"], label="Channels")
+    sheets = param.Integer(_D["sheets"], label="Hidden sheets")
+    weight_sharing = param.Boolean(_D["weight_sharing"], label="Weight sharing (one kernel "
+                                   "per channel)")
+    intra = param.Selector(objects=list(INTRAS), default=_D["intra"],
+                           label="Couplings inside a sheet")
+    readout = param.Selector(objects=list(READOUTS), default=_D["readout"], label="Readout")
     edge_file = _Text("", label="Edge file (custom)")
     data_dir = _Text("", label="MNIST data (folder or .npz; empty = bundled sample)")
     beta = param.Number(_D["beta"], label="beta (nudge strength)")

@@ -208,3 +208,19 @@ def test_spread_columns_gives_every_layer_the_same_height():
         y = xy[net.layer == layer, 1]
         assert y.min() == pytest.approx(-31.5) and y.max() == pytest.approx(31.5)
         assert np.all(np.diff(y) > 0)  # order inside a layer is kept
+
+
+def test_big_sparse_networks_draw_bonds_not_a_matrix(monkeypatch):
+    tr = Trainer(Config(task="digits", arch="stacked", window=3, stride=1))
+    tr.step()
+    s = tr.snapshot()
+    v = LiveViews(s)
+    assert not v.bonds and v.mat.data["w"][0].shape == (s.h.size,) * 2  # 110 nodes: matrix
+    monkeypatch.setattr(LiveViews, "MATRIX_MAX", 50)
+    v.configure(s)
+    v.update(frame(s), 0, now=10.0)
+    assert v.bonds and len(v.edges.data["x0"]) == s.src.size
+    assert np.allclose(v.edges.data["w"], s.coupling)
+    # a stacked net keeps its 2-D sheet layout (no column spreading)
+    assert np.allclose(v.nodes.data["x"], s.coords[:, 0])
+    assert np.allclose(v.nodes.data["y"], s.coords[:, 1])

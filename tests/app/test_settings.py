@@ -34,6 +34,8 @@ CASES = [
     {"tol": 1e-5, "momentum": 0.8, "max_iter": 500, "omega": 1.7, "train_size": 50,
      "task": "iris", "train_bias": False, "init_mean": 0.5},
     {"task": "mnist", "arch": "layered", "layers": (16,), "data_dir": "/some/folder"},
+    {"task": "digits", "arch": "stacked", "window": 3, "stride": 2, "channels": 2,
+     "sheets": 1, "weight_sharing": True, "intra": 4, "readout": "local"},
 ]
 
 
@@ -46,7 +48,7 @@ def test_config_settings_config_round_trip(changes):
     assert back == dataclasses.replace(cfg, parallel=False)
 
 
-@pytest.mark.parametrize("changes", CASES[:8])
+@pytest.mark.parametrize("changes", CASES[:8] + CASES[-1:])
 def test_settings_config_settings_round_trip(changes):
     s1 = Settings()
     s1.from_config(Config(**changes))
@@ -137,12 +139,13 @@ def test_url_params_are_the_config_field_names():
 def test_url_values_are_applied_with_their_types():
     s = Settings()
     loc = Location(search="?rows=8&lr=0.01&neighbourhood=8&layers=10&arch=layered"
-                          "&stop_at_accuracy=0.9&nudging=centered")
+                          "&stop_at_accuracy=0.9&nudging=centered&weight_sharing=true&intra=8")
     errors = []
     sync_url(s, loc, on_error=errors.append)
     assert errors == []
     assert (s.rows, s.lr, s.neighbourhood, s.layers, s.arch) == (8, 0.01, 8, "10", "layered")
     assert s.to_config().layers == (10,) and s.to_config().nudging == "centered"
+    assert s.weight_sharing is True and s.intra == 8
 
 
 def test_settings_changes_rewrite_the_url():
