@@ -182,3 +182,35 @@ def gif_bytes(snap: Snapshot, frames: list[Frame], ms_per_frame: int = 120) -> b
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
                    duration=ms_per_frame, loop=0)
     return buf.getvalue()
+
+
+def html_bytes(frame, sample: int = 0, title: str = "xyprop views") -> bytes:
+    """A standalone, interactive HTML page of the current views that renders offline.
+
+    ``frame`` is a runner frame (``snapshot``, ``state``, ``confusion``). The figures are
+    built afresh from it (live figures belong to the page's document and cannot be moved),
+    and BokehJS is inlined, so the file needs no network.
+    """
+    from bokeh.embed import file_html
+    from bokeh.layouts import column, row
+    from bokeh.resources import INLINE
+
+    from .plots import LiveViews
+
+    views = LiveViews(frame.snapshot)
+    views.update(_Final(frame), sample, now=0.0)
+    f = views.figures
+    layout = column(row(f["phase_free"], f["phase_nudged"], f["phase_diff"], f["outputs"]),
+                    row(f["couplings"], f["change"], f["response"]),
+                    row(f["loss"], f["accuracy"], f["confusion"]))
+    snap = frame.snapshot
+    head = f"{title}: epoch {snap.epoch}, step {snap.step}"
+    return file_html(layout, INLINE, head).encode()
+
+
+class _Final:
+    """A frame drawn as the last one (every view refreshed, whatever its throttle)."""
+
+    def __init__(self, frame):
+        self.snapshot, self.confusion, self.state = frame.snapshot, frame.confusion, "finished"
+

@@ -52,3 +52,18 @@ def test_png_of_layered_network():
     tr.run()
     img = Image.open(io.BytesIO(png_bytes(tr.snapshot())))
     assert img.format == "PNG" and img.size[0] == 4 * PANEL
+
+
+def test_html_is_standalone_and_carries_the_views():
+    import types
+
+    snap, _ = _trained(rows=3, cols=4)
+    frame = types.SimpleNamespace(snapshot=snap, confusion=None, state="paused")
+    from xyprop.app.export import html_bytes
+
+    html = html_bytes(frame).decode()
+    assert "cdn.bokeh.org" not in html and "https://" not in html.split("<body")[0]
+    for title in ("Free equilibrium", "Couplings w", "Response"):
+        assert title in html
+    # the phases of the snapshot are in the embedded document (float32 of sample 0)
+    assert f"epoch {snap.epoch}" in html
