@@ -1,20 +1,29 @@
 """The dashboard of one browser session: sidebar controls, live views, periodic refresh.
 
-Hooks for browser tests (stable names and CSS classes; Bokeh renders inside shadow roots,
-which Playwright locators pierce):
+Hooks for browser tests (stable names and CSS classes; Bokeh and Panel render inside
+shadow roots, which Playwright's CSS and role locators pierce):
 
 - buttons, by accessible name: ``Train`` (reads ``Pause`` while running), ``Step``,
   ``Reset``, ``New seed``; downloads ``Snapshot (.npz)``, ``Metrics (.csv)``,
-  ``Config (.toml)``; the file input for snapshots/configs has css class ``xy-upload``;
-- ``.xy-epoch``: text ``Epoch 12 / 300``; ``.xy-status``: ``state running | step 340 |
-  812 samples/s | ...``; ``.xy-couplings``: ``480 couplings | 256 nodes ...``;
-- ``.xy-alert``: errors (visible only when there is one); ``.xy-notice``: ``Reset needed to
-  apply: rows, cols``;
-- every setting's widget carries its Config field name as css class ``xy-field-<name>``
-  (for example ``xy-field-lr``) and its label as its name;
-- views: Bokeh panes with css classes ``xy-view-<name>`` for the names in
-  ``LiveViews.figures`` (``phase_free``, ``couplings``, ``response``, ``loss``, ...);
-- ``Dashboard.exports``: the column where export buttons live (``export.py`` adds more).
+  ``Config (.toml)``. No other control's name contains these words.
+- ``.xy-epoch``: text ``Epoch 12 / 300``; ``.xy-status``: ``running | step 340 | 812
+  samples/s | 38 relaxation sweeps | 0 failures | accuracy ...``, with the state alone in
+  ``.xy-state`` (idle, running, paused, finished, error);
+- ``.xy-couplings`` (inner text ``.xy-couplings-text``): ``480 couplings | 256 nodes ...``
+  for the settings as they stand (before any training); ``.xy-preview``: the graph preview;
+- ``.xy-alert-text``: an error (settings, upload or training), absent when there is none;
+  ``.xy-notice-text``: ``Reset needed to apply: rows, cols`` (or another notice);
+- setting widgets carry css class ``xy-field-<config field>`` (e.g. ``.xy-field-lr input``)
+  and their label as name; the upload input is ``.xy-upload input[type=file]`` (``.npz``
+  snapshot, ``.toml`` / ``.json`` config; recognised by content);
+- views: Bokeh figures with css class ``.xy-view-<name>`` for the names in
+  ``LiveViews.figures``
+  (``phase_free``, ``phase_nudged``, ``phase_diff``, ``response``, ``couplings``,
+  ``change``, ``loss``, ``accuracy``, ``outputs``, ``confusion``); ``.xy-sample`` selects
+  the batch row shown, ``.xy-sample-info`` names it;
+- ``Dashboard.exports``: the column of download buttons (``export.py`` may add more);
+- in-process servers: ``session.ACTIVE`` holds the live dashboards, each with ``runner``,
+  ``settings``, ``views`` and ``stats`` (ticks, frames drawn, seconds spent drawing).
 
 Everything that touches Bokeh runs on the session's event loop: the runner thread only
 fills its one-frame mailbox, and ``refresh`` (a periodic callback) draws the newest frame.
@@ -35,7 +44,8 @@ from bokeh.plotting import figure
 
 from xyprop.engine import Config, build_network, load_snapshot, load_task, metrics_csv
 
-from .plots import LiveViews, geometry_key, preview_data, status_values
+from .export import Frame, FrameRecorder, gif_bytes, html_bytes, png_bytes
+from .plots import LiveViews, geometry_key, preview_data, sample_label, status_values
 from .runner import Runner
 from .settings import FIELDS, LIVE, Settings, sync_url
 
@@ -119,7 +129,6 @@ class Dashboard(pn.viewable.Viewer):
         super().__init__(**params)
         self.settings = Settings()
         self._settings_error: str | None = None
-        self._url_errors: list[str] = []
         if config is not None:
             self.settings.from_config(config)
         self.location = pn.state.location  # None outside a served page
@@ -135,6 +144,7 @@ class Dashboard(pn.viewable.Viewer):
         self._status_t, self._status_state = 0.0, None
         # Refresh bookkeeping for benchmarks: wall and CPU (this thread) seconds spent.
         self.stats = {"ticks": 0, "frames": 0, "update_seconds": 0.0, "update_cpu": 0.0}
+        self.recorder = FrameRecorder(max_frames=120)  # the GIF export's frames
         self.views = LiveViews(self.frame.snapshot)
         self._build_widgets()
         self._build_layout()
@@ -168,6 +178,8 @@ class Dashboard(pn.viewable.Viewer):
                                            end=1, value=0, css_classes=["xy-sample"],
                                            width=360)
         self.sample.param.watch(lambda e: self._draw(self.frame, force=True), "value")
+        self.sample_info = pn.pane.HTML("", width=230, align="center",
+                                         styles={"font-size": "0.9em"})
         self.upload = pn.widgets.FileInput(accept=".npz,.toml,.json", css_classes=["xy-upload"],
                                            sizing_mode="stretch_width")
         self.upload.param.watch(self._on_upload, "value")
@@ -183,6 +195,7 @@ class Dashboard(pn.viewable.Viewer):
         self.preview = figure(width=290, height=170, toolbar_location=None,
                               x_range=DataRange1d(range_padding=0.08),
                               y_range=DataRange1d(range_padding=0.08))
+        self.preview.css_classes = ["xy-preview"]  # a Bokeh pane does not pass its own on
         self.preview.axis.visible = False
         self.preview.grid.visible = False
         self.preview.outline_line_color = None
@@ -195,8 +208,7 @@ class Dashboard(pn.viewable.Viewer):
         # live page rarely is; this hidden Div writes it at once, so a copied URL is current.
         self._url_div = Div(text="", visible=False)
         self._url_div.js_on_change("text", CustomJS(code=_REPLACE_URL))
-        self.panes = {k: pn.pane.Bokeh(fig, css_classes=[f"xy-view-{k}"], margin=2)
-                      for k, fig in self.views.figures.items()}
+        self.panes = {k: pn.pane.Bokeh(fig, margin=2) for k, fig in self.views.figures.items()}
         self.exports = pn.Column(
             pn.widgets.FileDownload(callback=self._npz_file, filename="xyprop-snapshot.npz",
                                     label="Snapshot (.npz)", sizing_mode="stretch_width"),
@@ -204,6 +216,14 @@ class Dashboard(pn.viewable.Viewer):
                                     label="Metrics (.csv)", sizing_mode="stretch_width"),
             pn.widgets.FileDownload(callback=self._toml_file, filename="xyprop-config.toml",
                                     label="Config (.toml)", sizing_mode="stretch_width"),
+            pn.widgets.FileDownload(callback=self._png_file, filename="xyprop-views.png",
+                                    label="Views (.png)", sizing_mode="stretch_width"),
+            pn.widgets.FileDownload(callback=self._gif_file, filename="xyprop-run.gif",
+                                    label="Animation of the run (.gif)",
+                                    sizing_mode="stretch_width"),
+            pn.widgets.FileDownload(callback=self._html_file, filename="xyprop-views.html",
+                                    label="Views, standalone (.html)",
+                                    sizing_mode="stretch_width"),
             sizing_mode="stretch_width", css_classes=["xy-exports"])
 
     def _build_layout(self) -> None:
@@ -216,7 +236,7 @@ class Dashboard(pn.viewable.Viewer):
         self.sidebar = pn.Column(
             pn.Row(self.train, self.step, self.reset, self.new_seed, margin=(0, 0, 5, 0),
                    sizing_mode="stretch_width"),
-            self.couplings_pane, pn.pane.Bokeh(self.preview, css_classes=["xy-preview"]),
+            self.couplings_pane, pn.pane.Bokeh(self.preview),
             *cards,
             pn.Card(pn.pane.HTML("<small>Continue from a snapshot (.npz) or reproduce a "
                                  "config (.toml / .json):</small>"), self.upload,
@@ -234,9 +254,9 @@ class Dashboard(pn.viewable.Viewer):
             self.alert, self.notice,
             pn.FlexBox(
                 card(pn.Row(p["phase_free"], p["phase_nudged"], p["phase_diff"]),
-                     pn.Row(self.sample, pn.pane.HTML(
-                         "<small>\u25bd input sites, \u25a1 output sites; colour = phase "
-                         "(cyclic)</small>", width=280, align="center")),
+                     pn.Row(self.sample, self.sample_info, pn.pane.HTML(
+                         "<small>\u25bd input sites, \u25a1 output sites</small>",
+                         align="center")),
                      title="Spin phases"),
                 card(p["outputs"], title="Outputs")),
             pn.FlexBox(card(pn.Row(p["couplings"], p["change"]), title="Couplings"),
@@ -377,8 +397,8 @@ class Dashboard(pn.viewable.Viewer):
         net = build_network(cfg, n_in, n_out)
         n_par = net.n_params + 2 * int(net.free.sum())
         self.couplings_pane.object = (
-            f"<b>{net.n_edges:,}</b> couplings | {net.n_nodes:,} nodes ({n_in} in, "
-            f"{n_out} out) | {n_par:,} trainable parameters")
+            f"<span class='xy-couplings-text'><b>{net.n_edges:,}</b> couplings | {net.n_nodes:,} "
+            f"nodes ({n_in} in, {n_out} out) | {n_par:,} trainable parameters</span>")
         nodes, edges = preview_data(net)
         with pn.io.hold():  # raw Bokeh models: change them under the document lock
             self._pv_nodes.data, self._pv_edges.data = nodes, edges
@@ -415,6 +435,11 @@ class Dashboard(pn.viewable.Viewer):
         t0, c0 = time.perf_counter(), time.thread_time()
         self._counter, self.frame = f.counter, f
         snap = f.snapshot
+        frames = self.recorder.frames
+        if frames and (snap.step < frames[-1].step or geometry_key(snap) != self.views.key):
+            self.recorder.clear()  # a reset or a new geometry starts a new animation
+        if not frames or snap.step > frames[-1].step:
+            self.recorder.add(snap, self.sample.value)
         with pn.io.hold():
             if geometry_key(snap) != self.views.key:
                 self.views.configure(snap)
@@ -422,6 +447,9 @@ class Dashboard(pn.viewable.Viewer):
             if b > 1 and self.sample.end != b - 1:
                 self.sample.end = b - 1
             self.views.update(f, self.sample.value, now=t0)
+            info = f"<span class='xy-sample-info'>{sample_label(snap, self.sample.value)}</span>"
+            if info != self.sample_info.object:
+                self.sample_info.object = info
             self._draw_status(f, force or t0 - self._status_t >= 0.25)
             self._sync_buttons()
             self._show_alert()
@@ -462,6 +490,16 @@ class Dashboard(pn.viewable.Viewer):
 
     def _toml_file(self) -> io.StringIO:
         return io.StringIO(self.runner.config.to_toml())
+
+    def _png_file(self) -> io.BytesIO:
+        return io.BytesIO(png_bytes(self.runner.latest().snapshot, self.sample.value))
+
+    def _gif_file(self) -> io.BytesIO:
+        frames = self.recorder.frames or [Frame.of(self.runner.latest().snapshot)]
+        return io.BytesIO(gif_bytes(self.runner.latest().snapshot, frames))
+
+    def _html_file(self) -> io.BytesIO:
+        return io.BytesIO(html_bytes(self.runner.latest(), self.sample.value))
 
     # -- cleanup ---------------------------------------------------------------------------
     def _destroyed(self, session_context) -> None:

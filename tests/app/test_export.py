@@ -67,3 +67,28 @@ def test_html_is_standalone_and_carries_the_views():
         assert title in html
     # the phases of the snapshot are in the embedded document (float32 of sample 0)
     assert f"epoch {snap.epoch}" in html
+
+
+def test_dashboard_export_buttons_serve_png_gif_html():
+    """The page's download callbacks: one GIF frame per drawn training step."""
+    import time
+
+    from xyprop.app.session import Dashboard
+
+    d = Dashboard()
+    try:
+        for _ in range(2):
+            before = d.runner.latest().snapshot.step
+            d.runner.step_once()
+            deadline = time.time() + 30
+            while d.runner.latest().snapshot.step == before:
+                assert time.time() < deadline
+                time.sleep(0.05)
+            d.refresh()
+        steps = [f.step for f in d.recorder.frames]
+        assert steps[-2:] == [1, 2]
+        assert Image.open(d._png_file()).format == "PNG"
+        assert Image.open(d._gif_file()).n_frames == len(steps)
+        assert b"Free equilibrium" in d._html_file().getvalue()
+    finally:
+        d.runner.stop(timeout=10)
