@@ -1,6 +1,7 @@
 """Serve the dashboard: one fresh :class:`~xyprop.app.session.Dashboard` per browser session.
 
-``xyprop serve`` (app/cli.py) calls :func:`serve`; ``panel serve app/main.py`` serves the
+``xyprop serve`` (app/cli.py) calls :func:`serve` (the dashboard at ``/``, the sweep
+results viewer at ``/sweeps``); ``panel serve app/main.py`` serves the
 same page through :func:`create_app`. Kernels are compiled (or loaded from numba's cache)
 before the server takes its first click, so a first Train starts at once.
 """
@@ -20,6 +21,15 @@ TITLE = "xyprop"
 def create_app():
     """The page of one session (a FastListTemplate holding a new Dashboard)."""
     return Dashboard().template()
+
+
+def create_sweeps():
+    """The Sweeps page: load a sweep's results.csv and plot any metric against any field."""
+    from .sweeps_view import SweepsView
+
+    return pn.template.FastListTemplate(
+        title="xyprop sweeps", main=[SweepsView()], accent_base_color="#3b6ea8",
+        header_background="#2c4f7c", theme_toggle=False)
 
 
 def _free_port(address: str) -> int:
@@ -54,9 +64,9 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = True,
                 check_unused_sessions_milliseconds=1000,
                 unused_session_lifetime_milliseconds=5000)
     opts.update(kwargs)
-    return pn.serve({"/": create_app}, **opts)
+    return pn.serve({"/": create_app, "/sweeps": create_sweeps}, **opts)
 
 
 serve.last_port = None
 
-__all__ = ["serve", "create_app", "websocket_origins"]
+__all__ = ["serve", "create_app", "create_sweeps", "websocket_origins"]

@@ -243,7 +243,8 @@ class Dashboard(pn.viewable.Viewer):
                     title="Load", sizing_mode="stretch_width", margin=(5, 0)),
             pn.Card(self.exports, pn.pane.HTML(
                 "<small>The page address carries every setting: copy it to share this "
-                "setup.</small>"), title="Export and share", sizing_mode="stretch_width",
+                "setup. Sweep results: <a href='sweeps' target='_blank'>Sweeps</a>."
+                "</small>"), title="Export and share", sizing_mode="stretch_width",
                 margin=(5, 0)),
             sizing_mode="stretch_width")
         p = self.panes
