@@ -62,6 +62,16 @@ def phase_values(snap: Snapshot, sample: int) -> dict[str, np.ndarray]:
             "diff": wrap(b - f).astype(np.float32)}
 
 
+def sample_label(snap: Snapshot, sample: int) -> str:
+    """Which training sample a batch row is, and its class, e.g. ``sample #37, class 2``."""
+    r = sample_row(snap, sample)
+    if r is None:
+        return "no batch yet"
+    t = snap.batch_targets[r]
+    cls = int(t[0] > 0) if t.size == 1 else int(np.argmax(t))
+    return f"training sample #{int(snap.batch_index[r])}, class {cls}"
+
+
 def lattice_image(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Per-node values (N,) of a lattice -> image (rows, cols); node ``r*cols+c`` at [r, c]."""
     rows, cols = shape
@@ -213,19 +223,19 @@ class LiveViews:
     ``update(frame, sample)`` only writes data.
     """
 
-    SIDE = 230  # px of one geometry view
+    SIDE = 215  # px of one geometry view
     MATRIX_MAX = 400  # more nodes: draw bonds, not an N x N matrix (MNIST would be 1.7M cells)
     HEAVY = 40000  # cells (matrix) or bonds beyond which a view refreshes at most 2x a second
 
     def __init__(self, snap: Snapshot):
         self._last_heavy = self._last_slow = -1e9
         self._hist_len, self._cm_id = -1, None
-        self.nodes = ColumnDataSource({k: [] for k in ("x", "y", "i", "role", "free",
+        self.nodes = ColumnDataSource({k: [] for k in ("x", "y", "i", "role", "size", "free",
                                                        "nudged", "diff", "response")})
         self.sites = ColumnDataSource({"x": [], "y": []})  # static positions (bond views)
         self.empty = ColumnDataSource({k: [] for k in self.nodes.data})  # hidden renderers
-        self.ins = ColumnDataSource({"x": [], "y": []})
-        self.outs = ColumnDataSource({"x": [], "y": []})
+        self.ins = ColumnDataSource({"x": [], "y": [], "size": []})
+        self.outs = ColumnDataSource({"x": [], "y": [], "size": []})
         self.edges = ColumnDataSource({k: [] for k in ("x0", "y0", "x1", "y1", "w", "dw")})
         self.mat = ColumnDataSource({"w": [_NAN1], "dw": [_NAN1]})
         self.phase_map = LinearColorMapper(PHASE_PALETTE, low=-np.pi, high=np.pi,
@@ -264,6 +274,8 @@ class LiveViews:
         f["outputs"] = self._circle_view()
         self.cm = ColumnDataSource(confusion_data(None, 2))
         f["confusion"] = self._confusion_view()
+        for name, fig in f.items():
+            fig.css_classes = [f"xy-view-{name}"]  # the hook browser tests find views by
         self.figures = f
         self.key = None
         self.configure(snap)
@@ -273,7 +285,7 @@ class LiveViews:
         f = _bare(_fig(title, self.SIDE, self.SIDE, x_range=self.gx, y_range=self.gy))
         color = {"field": field, "transform": mapper}
         cell = f.rect("x", "y", 1, 1, source=self.nodes, fill_color=color, line_color=None)
-        dot = f.scatter("x", "y", source=self.nodes, size=8, fill_color=color,
+        dot = f.scatter("x", "y", source=self.nodes, size="size", fill_color=color,
                         line_color="#555555", line_width=0.5)
         self._cells.append(cell)
         self._dots.append(dot)
@@ -285,7 +297,7 @@ class LiveViews:
 
     def _add_marks(self, f):
         for src, marker in ((self.ins, "inverted_triangle"), (self.outs, "square")):
-            self._marks.append(f.scatter("x", "y", source=src, marker=marker, size=12,
+            self._marks.append(f.scatter("x", "y", source=src, marker=marker, size="size",
                                          fill_alpha=0, line_color="black", line_width=2))
 
     def _coupling_view(self, title, field, mapper):
@@ -363,26 +375,27 @@ class LiveViews:
         role = np.full(n, "hidden", dtype=object)
         role[snap.input_nodes], role[snap.output_nodes] = "input", "output"
         nan = np.full(n, np.nan, np.float32)
+        # dot size by how crowded the node's column is (a 64-input layer vs 10 outputs)
+        ux, inv, counts = np.unique(xy[:, 0], return_inverse=True, return_counts=True)
+        dots = np.clip(0.8 * self.SIDE / np.maximum(counts[inv], 1), 3, 14).astype(np.float32)
         self.nodes.data = {"x": xy[:, 0], "y": xy[:, 1], "i": np.arange(n),
-                           "role": list(role), "free": nan, "nudged": nan, "diff": nan,
-                           "response": nan}
-        self.ins.data = {"x": xy[snap.input_nodes, 0], "y": xy[snap.input_nodes, 1]}
-        self.outs.data = {"x": xy[snap.output_nodes, 0], "y": xy[snap.output_nodes, 1]}
-        per_col = np.unique(xy[:, 0], return_counts=True)[1].max() if n else 1
-        size = float(np.clip(180 / max(per_col, 1), 3, 16))
+                           "role": list(role), "size": dots, "free": nan, "nudged": nan,
+                           "diff": nan, "response": nan}
         if lat:
             rows, cols = snap.shape
             side = max(rows, cols)
             w, h = round(self.SIDE * cols / side), round(self.SIDE * rows / side)
             # one site = one square; start > end flips y so the input row is on top
             x0, x1, y0, y1 = -0.7, cols - 0.3, rows - 0.3, -0.7
-            mark = float(np.clip(0.55 * self.SIDE / side, 4, 24))
+            marks = np.full(n, np.clip(0.55 * self.SIDE / side, 4, 24), np.float32)
         else:
             w = h = self.SIDE
-            pad = 0.6 + 0.02 * per_col
+            pad = 0.6 + 0.02 * counts.max()
             x0, x1 = xy[:, 0].min() - 0.6, xy[:, 0].max() + 0.6
             y0, y1 = xy[:, 1].min() - pad, xy[:, 1].max() + pad
-            mark = size * 1.5
+            marks = dots * 1.4 + 3
+        for src, idx in ((self.ins, snap.input_nodes), (self.outs, snap.output_nodes)):
+            src.data = {"x": xy[idx, 0], "y": xy[idx, 1], "size": marks[idx]}
         self.gx.update(start=float(x0), end=float(x1))
         self.gy.update(start=float(y0), end=float(y1))
         for f in self._geo:
@@ -392,13 +405,14 @@ class LiveViews:
         for r in self._cells:
             r.visible, r.data_source = lat, self.nodes if lat else self.empty
         for r in self._dots:
-            r.visible, r.glyph.size = not lat, size
-            r.data_source = self.empty if lat else self.nodes
-        for r in self._marks:
-            # Dense columns of nodes: roles are clear from the layout, outlines would hide
-            # the colours.
-            r.glyph.size, r.glyph.line_width = mark, 2 if lat else 1
-            r.visible = lat or per_col <= 24
+            r.visible, r.data_source = not lat, self.empty if lat else self.nodes
+        for k, r in enumerate(self._marks):
+            # Outlines on a dense column of dots would hide the colours; the layout shows
+            # which column is which anyway.
+            idx = snap.input_nodes if k % 2 == 0 else snap.output_nodes
+            r.glyph.line_width = 2 if lat else 1
+            r.visible = lat or idx.size <= 24
+        mark = float(marks[0]) if n else 8.0
         self._configure_couplings(snap, lat, (x0, x1, y0, y1), (w, h), mark)
         cls = [str(i) for i in range(self.n_classes)]
         f = self.figures["confusion"]
@@ -406,6 +420,8 @@ class LiveViews:
         self.cm.data = confusion_data(None, self.n_classes)
         self._hist_len, self._cm_id = -1, None
         self._last_heavy = self._last_slow = -1e9
+        for m in (self.diff_map, self.w_map, self.dw_map, self.resp_map):
+            m.update(low=0.0 if m is self.resp_map else -1e-12, high=1e-12)  # refit at once
 
     def _configure_couplings(self, snap, lat, box, size, mark):
         """Bonds as segments on lattices and on big sparse nets; else the N x N matrix."""
@@ -452,10 +468,10 @@ class LiveViews:
         resp = s.response.astype(np.float32)
         self.nodes.data.update(free=w(ph["free"]), nudged=w(ph["nudged"]),
                                diff=w(ph["diff"]), response=w(resp))
-        self.resp_map.high = max(float(np.nanmax(resp)) if resp.size else 1.0, 1e-6)
-        self.diff_map.low, self.diff_map.high = _sym(ph["diff"])
-        self.w_map.low, self.w_map.high = _sym(s.coupling)
-        self.dw_map.low, self.dw_map.high = _sym(s.coupling_change)
+        _fit(self.resp_map, resp, symmetric=False)
+        _fit(self.diff_map, ph["diff"])
+        _fit(self.w_map, s.coupling)
+        _fit(self.dw_map, s.coupling_change)
         final = frame.state != "running"  # no newer frame will follow: draw everything
         heavy = (s.src.size if self.bonds else self.n_nodes ** 2) > self.HEAVY
         if heavy and now - self._last_heavy < 0.5 and not final:
@@ -489,9 +505,20 @@ def _f32(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)
 
 
-def _sym(values) -> tuple[float, float]:
+def colour_limit(current: float, values, slack: float = 0.5, headroom: float = 1.1) -> float:
+    """Sticky colour limit: grow at once to cover ``max |values|``, shrink only when that
+    falls below ``slack`` of the current limit. Steady colour bars are easier to read and
+    cost no message per frame."""
     lim = symmetric_limit(values)
-    return -lim, lim
+    if lim > current or lim < slack * current:
+        return lim * headroom
+    return current
+
+
+def _fit(mapper, values, symmetric: bool = True) -> None:
+    high = colour_limit(mapper.high, values)
+    if high != mapper.high:
+        mapper.update(low=-high if symmetric else 0.0, high=high)
 
 
 def preview_data(net) -> tuple[dict, dict]:
@@ -509,6 +536,7 @@ def preview_data(net) -> tuple[dict, dict]:
 
 
 __all__ = ["LiveViews", "PHASE_PALETTE", "COUPLING_PALETTE", "RESPONSE_PALETTE",
-           "sample_row", "phase_values", "lattice_image", "symmetric_limit", "map_colors",
+           "DIFF_PALETTE", "sample_row", "sample_label", "phase_values", "lattice_image",
+           "symmetric_limit", "colour_limit", "map_colors",
            "bond_segments", "coupling_matrix", "spread_columns", "curve_data", "output_points",
            "confusion_data", "status_values", "geometry_key", "preview_data"]

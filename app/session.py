@@ -166,15 +166,15 @@ class Dashboard(pn.viewable.Viewer):
             self.widgets[f] = cls.from_param(s.param[f], css_classes=[f"xy-field-{f}"],
                                              sizing_mode="stretch_width", **kw)
         kw = {"sizing_mode": "stretch_width", "margin": (5, 3)}
-        self.train = pn.widgets.Button(name="Train", button_type="primary", min_width=70, **kw)
-        self.step = pn.widgets.Button(name="Step", min_width=55, **kw)
-        self.reset = pn.widgets.Button(name="Reset", min_width=60, **kw)
-        self.new_seed = pn.widgets.Button(name="New seed", min_width=85, **kw)
+        self.train = pn.widgets.Button(label="Train", color="primary", min_width=70, **kw)
+        self.step = pn.widgets.Button(label="Step", min_width=55, **kw)
+        self.reset = pn.widgets.Button(label="Reset", min_width=60, **kw)
+        self.new_seed = pn.widgets.Button(label="New seed", min_width=85, **kw)
         self.train.on_click(lambda e: self.toggle_train())
         self.step.on_click(lambda e: self.step_once())
         self.reset.on_click(lambda e: self.do_reset())
         self.new_seed.on_click(lambda e: self.do_reset(new_seed=True))
-        self.sample = pn.widgets.IntSlider(name="Sample (row of the last batch)", start=0,
+        self.sample = pn.widgets.IntSlider(label="Sample (row of the last batch)", start=0,
                                            end=1, value=0, css_classes=["xy-sample"],
                                            width=360)
         self.sample.param.watch(lambda e: self._draw(self.frame, force=True), "value")
@@ -448,9 +448,6 @@ class Dashboard(pn.viewable.Viewer):
             if b > 1 and self.sample.end != b - 1:
                 self.sample.end = b - 1
             self.views.update(f, self.sample.value, now=t0)
-            info = f"<span class='xy-sample-info'>{sample_label(snap, self.sample.value)}</span>"
-            if info != self.sample_info.object:
-                self.sample_info.object = info
             self._draw_status(f, force or t0 - self._status_t >= 0.25)
             self._sync_buttons()
             self._show_alert()
@@ -459,15 +456,19 @@ class Dashboard(pn.viewable.Viewer):
         self.stats["update_cpu"] += time.thread_time() - c0
 
     def _draw_status(self, f, due: bool) -> None:
-        """Epoch text whenever it changes; the rest of the status line at most 4 times/s
-        (each HTML update is a separate model change to serialize)."""
+        """Text panes (epoch, status line, sample) at most 4 times a second, and at once
+        when the state changes: each update is a model change to send and lay out."""
         st = status_values(f)
-        epoch = f"<b class='xy-epoch'>Epoch {st['epoch']} / {st['epochs']}</b>"
-        if epoch != self.epoch_pane.object:
-            self.epoch_pane.object = epoch
         if not (due or st["state"] != self._status_state):
             return
         self._status_t, self._status_state = time.perf_counter(), st["state"]
+        epoch = f"<b class='xy-epoch'>Epoch {st['epoch']} / {st['epochs']}</b>"
+        if epoch != self.epoch_pane.object:
+            self.epoch_pane.object = epoch
+        info = (f"<span class='xy-sample-info'>"
+                f"{sample_label(f.snapshot, self.sample.value)}</span>")
+        if info != self.sample_info.object:
+            self.sample_info.object = info
         acc = "" if st["train_accuracy"] is None else (
             f" | accuracy train {st['train_accuracy']:.1%}, test {st['test_accuracy']:.1%}")
         color = _STATE_COLORS.get(st["state"], "#555555")
@@ -478,8 +479,8 @@ class Dashboard(pn.viewable.Viewer):
 
     def _sync_buttons(self) -> None:
         label = "Pause" if self.runner.state == "running" else "Train"
-        if self.train.name != label:
-            self.train.name = label
+        if self.train.label != label:
+            self.train.label = label
         self.step.disabled = self.runner.state == "running"
 
     # -- exports ---------------------------------------------------------------------------

@@ -13,7 +13,9 @@ Three measurements (``python bench/bench_dashboard.py [--quick] [--json out.json
    computation bit for bit) takes N steps headless (``Trainer.step`` in a loop) and in the
    served session with the browser rendering it. Throughput ratio = headless time / page
    time. Pairs are interleaved and repeated; medians are reported, because the machine may
-   be shared.
+   be shared. The training thread's CPU seconds are reported too: on a loaded machine the
+   wall-clock ratio mostly says how much CPU the thread was given, while equal CPU seconds
+   show that the page adds no work to training itself.
 
 Frames can only be drawn as fast as training produces them (one frame per step), and no
 frames appear while an epoch ends with its evaluation, so the frame rate is shown for a
@@ -96,15 +98,24 @@ def update_cost(cfg: dict, n: int = 200) -> dict:
 
 
 # -- 2 + 3. served page ----------------------------------------------------------------------
-def headless_seconds(cfg: dict, n: int) -> float:
+def headless_seconds(cfg: dict, n: int, cpu: bool = False):
+    """Wall seconds for steps 2..n+1 of a fresh Trainer (and its CPU seconds if ``cpu``)."""
     from xyprop.engine import Config, Trainer
 
     tr = Trainer(Config(**cfg))
     tr.step()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     for _ in range(n):
         tr.step()
-    return time.perf_counter() - t0
+    wall, used = time.perf_counter() - t0, time.thread_time() - c0
+    return (wall, used) if cpu else wall
+
+
+def thread_cpu(native_id: int) -> float:
+    """CPU seconds used so far by one thread of this process (Linux /proc)."""
+    with open(f"/proc/self/task/{native_id}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def page_run(port: int, browser, cfg: dict, n: int) -> dict:
@@ -126,16 +137,20 @@ def page_run(port: int, browser, cfg: dict, n: int) -> dict:
     tr = d.runner.trainer
     while tr.step_count < 1:
         time.sleep(0.002)
+    tid = d.runner._thread.native_id
     t0, s0, c0 = time.perf_counter(), dict(d.stats), page.evaluate("() => window.__xy_frames")
+    u0 = thread_cpu(tid)
     while tr.step_count < n + 1:
         time.sleep(0.002)
+    u1 = thread_cpu(tid)
     t1, s1, c1 = time.perf_counter(), dict(d.stats), page.evaluate("() => window.__xy_frames")
     page.get_by_role("button", name="Pause").click()
     d.runner.stop()
     page.close()
     dt = t1 - t0
     frames = s1["frames"] - s0["frames"]
-    return {"seconds": dt, "ticks_per_s": (s1["ticks"] - s0["ticks"]) / dt,
+    return {"seconds": dt, "trainer_cpu_seconds": u1 - u0,
+            "ticks_per_s": (s1["ticks"] - s0["ticks"]) / dt,
             "frames_per_s": frames / dt, "browser_frames_per_s": (c1 - c0) / dt,
             "steps_per_s": n / dt,
             "wall_ms_per_frame": 1e3 * (s1["update_seconds"] - s0["update_seconds"]) / frames,
@@ -166,13 +181,16 @@ def main(argv=None) -> int:
         for name, cfg in CASES.items():
             steps_per_s = 1 / headless_seconds(cfg, 5) * 5
             n = max(20, int(steps_per_s * (4 if ns.quick else 8)))
-            pages, heads = [], []
+            pages, heads, cpus = [], [], []
             for _ in range(repeats):  # interleaved: the machine may be shared
-                heads.append(headless_seconds(cfg, n))
+                wall, used = headless_seconds(cfg, n, cpu=True)
+                heads.append(wall)
+                cpus.append(used)
                 pages.append(page_run(port, browser, cfg, n))
             res = results["cases"][name]
             res["steps"] = n
             res["headless_seconds"] = statistics.median(heads)
+            res["headless_cpu_seconds"] = statistics.median(cpus)
             res["page"] = {k: statistics.median(r[k] for r in pages) for k in pages[0]}
             res["throughput_ratio"] = statistics.median(
                 h / r["seconds"] for h, r in zip(heads, pages, strict=True))
@@ -193,6 +211,10 @@ def main(argv=None) -> int:
         print(f"  training: {r['steps']} steps headless {r['headless_seconds']:.2f} s, page "
               f"open {pg['seconds']:.2f} s -> throughput {100 * r['throughput_ratio']:.0f} % "
               f"of headless ({pg['steps_per_s']:.1f} steps/s with the page open)")
+        print(f"  training thread CPU for those steps: headless {r['headless_cpu_seconds']:.2f} s"
+              f" ({100 * r['headless_cpu_seconds'] / r['headless_seconds']:.0f} % of a core), "
+              f"page open {pg['trainer_cpu_seconds']:.2f} s "
+              f"({100 * pg['trainer_cpu_seconds'] / pg['seconds']:.0f} % of a core)")
     if ns.json:
         with open(ns.json, "w") as fh:
             json.dump(results, fh, indent=1)

@@ -9,6 +9,7 @@ from xyprop.app.plots import (
     COUPLING_PALETTE,
     LiveViews,
     bond_segments,
+    colour_limit,
     confusion_data,
     coupling_matrix,
     curve_data,
@@ -18,6 +19,7 @@ from xyprop.app.plots import (
     output_points,
     phase_values,
     preview_data,
+    sample_label,
     sample_row,
     spread_columns,
     status_values,
@@ -49,6 +51,12 @@ def test_map_colors_follows_bokeh_linear_mapper_bins():
     got = map_colors([-1, -0.51, 0, 0.49, 0.99, 1, 5, -5, np.nan], pal, -1, 1, "nan")
     # bin = floor((v + 1) / 2 * 4), clipped to 0..3
     assert got == ["a", "a", "c", "c", "d", "d", "d", "a", "nan"]
+
+
+def test_colour_limits_are_sticky():
+    assert colour_limit(1.0, [0.5, -2.0]) == pytest.approx(2.2)  # grows at once
+    assert colour_limit(1.0, [0.7]) == 1.0  # small changes keep the colour bar still
+    assert colour_limit(1.0, [0.2]) == pytest.approx(0.22)  # shrinks when far too wide
 
 
 def test_coupling_segment_colours(snap):
@@ -103,6 +111,13 @@ def test_sample_row_clamps_and_handles_no_batch(snap):
     s0 = Trainer(Config(task="xor", rows=3, cols=3)).snapshot()
     assert sample_row(s0, 0) is None
     assert np.isnan(phase_values(s0, 0)["free"]).all()
+
+
+def test_sample_label_names_the_training_sample_and_class(lattice_trainer, snap):
+    k = 4
+    idx = int(snap.batch_index[k])
+    label = int(lattice_trainer.task.y_train[idx])
+    assert sample_label(snap, k) == f"training sample #{idx}, class {label}"
 
 
 def test_response_image_equals_response(snap):
@@ -165,7 +180,8 @@ def test_live_views_write_the_frame_into_their_sources(snap):
     assert np.allclose(v.nodes.data["response"], snap.response)
     assert np.allclose(v.edges.data["w"], snap.coupling)
     lim = np.abs(snap.coupling).max()
-    assert v.w_map.low == pytest.approx(-lim) and v.w_map.high == pytest.approx(lim)
+    assert v.w_map.low == -v.w_map.high  # symmetric, zero in the middle of the map
+    assert lim <= v.w_map.high <= 1.1 * lim + 1e-12
     assert sum(v.cm.data["count"]) == 15
     assert set(v.figures) >= {"phase_free", "phase_nudged", "phase_diff", "couplings",
                               "change", "response", "loss", "accuracy", "outputs",
