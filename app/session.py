@@ -285,6 +285,8 @@ class Dashboard(pn.viewable.Viewer):
         if r.state == "running":
             r.pause()
         else:
+            if not self._settings_valid():
+                return
             if r.trainer.step_count == 0 and self._pending():
                 if not self.do_reset():
                     return
@@ -294,6 +296,8 @@ class Dashboard(pn.viewable.Viewer):
         self._sync_buttons()
 
     def step_once(self) -> None:
+        if not self._settings_valid():
+            return
         if self.runner.trainer.step_count == 0 and self._pending():
             if not self.do_reset():
                 return
@@ -368,6 +372,16 @@ class Dashboard(pn.viewable.Viewer):
             return self.settings.pending(self.runner.trainer.config)
         except ValueError:
             return []
+
+    def _settings_valid(self) -> bool:
+        """False (and the message shown) if the sidebar holds a value the config rejects:
+        Train and Step must not silently run the old settings."""
+        try:
+            self.settings.pending(self.runner.trainer.config)
+        except ValueError as e:
+            self._set_error(str(e))
+            return False
+        return True
 
     def _on_settings(self, *events) -> None:
         s, names = self.settings, {e.name for e in events}
