@@ -200,9 +200,8 @@ def html_bytes(frame, sample: int = 0, title: str = "xyprop views") -> bytes:
     views = LiveViews(frame.snapshot)
     views.update(_Final(frame), sample, now=0.0)
     f = views.figures
-    layout = column(row(f["phase_free"], f["phase_nudged"], f["phase_diff"], f["outputs"]),
-                    row(f["couplings"], f["change"], f["response"]),
-                    row(f["loss"], f["accuracy"], f["confusion"]))
+    layout = column(row(f["phases"], f["outputs"]), row(f["couplings"], f["confusion"]),
+                    row(f["loss"], f["accuracy"]))
     snap = frame.snapshot
     head = f"{title}: epoch {snap.epoch}, step {snap.step}"
     return file_html(layout, INLINE, head).encode()

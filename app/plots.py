@@ -12,6 +12,7 @@ the column and ``y`` the row, and the y axis is flipped so the input row is on t
 
 from __future__ import annotations
 
+import functools
 import math
 
 import colorcet as cc
@@ -22,11 +23,14 @@ from bokeh.models import (
     ColumnDataSource,
     FixedTicker,
     HoverTool,
+    Label,
     LinearColorMapper,
+    PrintfTickFormatter,
     Range1d,
 )
 from bokeh.palettes import Category10
 from bokeh.plotting import figure
+from bokeh.transform import dodge
 
 from xyprop.engine import Snapshot, wrap
 
@@ -197,9 +201,26 @@ def geometry_key(snap: Snapshot) -> tuple:
 # == Bokeh figures ========================================================================
 def _fig(title, w, h, **kw):
     """A figure whose plotting area (frame) is w x h px, whatever the axes and bars take."""
-    f = figure(title=title, frame_width=w, frame_height=h, toolbar_location=None, **kw)
+    # No pan/zoom tools (a live view should not be dragged away), fewer models to sync.
+    f = figure(title=title, frame_width=w, frame_height=h, toolbar_location=None, tools="",
+               **kw)
     f.title.text_font_size = "11pt"
     return f
+
+
+def _bar(fig, mapper, title, ticker=None, labels=None) -> LinearColorMapper:
+    """A colour bar for ``mapper``, drawn from a twin mapper that no glyph uses.
+
+    BokehJS redraws a colour bar's gradient whenever its mapper sees new glyph data, i.e.
+    on every frame; the twin only changes when the limits do (keep them equal: ``_fit``).
+    """
+    twin = LinearColorMapper(palette=mapper.palette, low=mapper.low, high=mapper.high)
+    fig.add_layout(ColorBar(color_mapper=twin, width=10, title=title or None,
+                            ticker=ticker or BasicTicker(desired_num_ticks=5),
+                            # short labels: the bar's width is fixed when first drawn
+                            formatter=PrintfTickFormatter(format="%.2g"),
+                            major_label_overrides=labels or {}), "right")
+    return twin
 
 
 def _bare(f):
@@ -213,59 +234,59 @@ def _bare(f):
 class LiveViews:
     """All live figures of one session; built once, re-pointed at new geometries.
 
-    ``figures`` maps names (``phase_free``, ``phase_nudged``, ``phase_diff``,
-    ``couplings``, ``change``, ``response``, ``loss``, ``accuracy``, ``outputs``,
-    ``confusion``) to Bokeh figures. Every figure holds the glyphs for both drawings (sites
-    as squares and bonds as segments on lattices; nodes as dots and a coupling matrix
-    otherwise) and ``configure(snap)`` only switches visibility, ranges and sizes: swapping
-    Bokeh models in a served page makes Panel walk the whole document (about 0.3 s per
-    swapped figure), while changing properties costs microseconds.
-    ``update(frame, sample)`` only writes data.
+    ``figures`` maps names to Bokeh figures: ``phases`` (panels free | nudged | nudged -
+    free | response), ``couplings`` (w | change of w), ``loss``, ``accuracy``, ``outputs``,
+    ``confusion``. Panels share a figure: the browser's cost is mostly per figure redrawn.
+    Each figure holds the glyphs for both drawings (site images and bond segments on
+    lattices; dots and a coupling matrix otherwise); ``configure(snap)`` only switches
+    visibility, offsets, ranges and sizes, because swapping Bokeh models in a served page
+    makes Panel walk the whole document (about 0.3 s per figure). ``update`` writes data.
     """
 
-    SIDE = 215  # px of one geometry view
+    SIDE = 175  # px of one geometry panel
+    GAP = 0.15  # space between panels, in panel widths
+    LABEL_PX = 22  # room above the panels for their titles
     MATRIX_MAX = 400  # more nodes: draw bonds, not an N x N matrix (MNIST would be 1.7M cells)
     HEAVY = 40000  # cells (matrix) or bonds beyond which a view refreshes at most 2x a second
+    #: older per-panel names, kept as css classes of the figure that now holds the panel
+    ALIASES = {"phase_free": "phases", "phase_nudged": "phases", "phase_diff": "phases",
+               "response": "phases", "change": "couplings"}
 
     def __init__(self, snap: Snapshot):
-        self._last_heavy = self._last_slow = -1e9
-        self._hist_len, self._cm_id = -1, None
-        self.nodes = ColumnDataSource({k: [] for k in ("x", "y", "i", "role", "size", "free",
-                                                       "nudged", "diff", "response")})
+        keys = ("x", "y", "i", "role", "size", "free", "nudged", "diff", "response")
+        self.nodes = ColumnDataSource({k: [] for k in keys})
+        self.empty = ColumnDataSource({k: [] for k in keys})  # for hidden renderers
         self.sites = ColumnDataSource({"x": [], "y": []})  # static positions (bond views)
-        self.empty = ColumnDataSource({k: [] for k in self.nodes.data})  # hidden renderers
         self.ins = ColumnDataSource({"x": [], "y": [], "size": []})
         self.outs = ColumnDataSource({"x": [], "y": [], "size": []})
         self.edges = ColumnDataSource({k: [] for k in ("x0", "y0", "x1", "y1", "w", "dw")})
         self.mat = ColumnDataSource({"w": [_NAN1], "dw": [_NAN1]})
-        self.phase_map = LinearColorMapper(PHASE_PALETTE, low=-np.pi, high=np.pi,
-                                           nan_color=NAN_COLOR)
-        self.resp_map = LinearColorMapper(RESPONSE_PALETTE, low=0, high=1, nan_color=NAN_COLOR)
-        self.diff_map = LinearColorMapper(DIFF_PALETTE, low=-1, high=1, nan_color=NAN_COLOR)
-        self.w_map = LinearColorMapper(COUPLING_PALETTE, low=-1, high=1, nan_color=NAN_COLOR)
-        self.dw_map = LinearColorMapper(COUPLING_PALETTE, low=-1, high=1, nan_color=NAN_COLOR)
-        # geometry ranges shared by the site views; the coupling views have their own
-        self.gx, self.gy, self.cx, self.cy = (Range1d(0, 1) for _ in range(4))
-        self._geo, self._cells, self._dots, self._marks = [], [], [], []
-        self._segs, self._imgs = [], []
-        f = {}
-        titles = {"free": "Free equilibrium", "nudged": "Nudged (+beta)",
-                  "diff": "Nudged - free"}
-        for k, t in titles.items():
-            f[f"phase_{k}"] = self._node_view(t, k, self.diff_map if k == "diff" else
-                                              self.phase_map)
-        f["response"] = self._node_view("Response |dphi|/beta", "response", self.resp_map)
-        f["phase_diff"].add_layout(ColorBar(color_mapper=self.diff_map, width=10,
-                                            ticker=BasicTicker(desired_num_ticks=5)), "right")
-        f["phase_nudged"].add_layout(ColorBar(
-            color_mapper=self.phase_map, width=10, title="phase",
-            ticker=FixedTicker(ticks=[-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi]),
-            major_label_overrides={-np.pi: f"-{PI}", -np.pi / 2: f"-{PI}/2", 0: "0",
-                                   np.pi / 2: f"{PI}/2", np.pi: PI}), "right")
-        f["response"].add_layout(ColorBar(color_mapper=self.resp_map, width=10,
-                                          ticker=BasicTicker(desired_num_ticks=4)), "right")
-        f["couplings"] = self._coupling_view("Couplings w", "w", self.w_map)
-        f["change"] = self._coupling_view("Change of w, last update", "dw", self.dw_map)
+        self.grid = ColumnDataSource({k: [_NAN1] for k in keys[5:]})  # lattice site images
+        cmap = functools.partial(LinearColorMapper, nan_color=NAN_COLOR)
+        self.phase_map = cmap(PHASE_PALETTE, low=-np.pi, high=np.pi)
+        self.resp_map = cmap(RESPONSE_PALETTE, low=0, high=1)
+        self.diff_map = cmap(DIFF_PALETTE, low=-1, high=1)
+        self.w_map = cmap(COUPLING_PALETTE, low=-1, high=1)
+        self.dw_map = cmap(COUPLING_PALETTE, low=-1, high=1)
+        self._cells, self._dots, self._marks, self._segs, self._imgs = [], [], [], [], []
+        self._shifts, self._labels, self._geo = [], [], []
+        f = {"phases": self._node_figure("phases", [
+            ("free", "Free equilibrium", self.phase_map),
+            ("nudged", "Nudged (+beta)", self.phase_map),
+            ("diff", "Nudged - free", self.diff_map),
+            ("response", "Response |dphi|/beta", self.resp_map)])}
+        ticks = [-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi]
+        self._twins = {
+            "phase": _bar(f["phases"], self.phase_map, "phase", FixedTicker(ticks=ticks),
+                          dict(zip(ticks, [f"-{PI}", f"-{PI}/2", "0", f"{PI}/2", PI],
+                                   strict=True))),
+            "diff": _bar(f["phases"], self.diff_map, "shift")}
+        self._twins["resp"] = _bar(f["phases"], self.resp_map, "response")
+        f["couplings"] = self._coupling_figure([("w", "Couplings w", self.w_map),
+                                                ("dw", "Change of w, last update",
+                                                 self.dw_map)])
+        self._twins["w"] = _bar(f["couplings"], self.w_map, "w")
+        self._twins["dw"] = _bar(f["couplings"], self.dw_map, "dw")
         self.curves = ColumnDataSource(curve_data([]))
         f["loss"] = self._curve_view("Loss", "loss")
         f["accuracy"] = self._curve_view("Accuracy", "accuracy")
@@ -274,46 +295,68 @@ class LiveViews:
         f["outputs"] = self._circle_view()
         self.cm = ColumnDataSource(confusion_data(None, 2))
         f["confusion"] = self._confusion_view()
-        for name, fig in f.items():
-            fig.css_classes = [f"xy-view-{name}"]  # the hook browser tests find views by
+        for name, fig in f.items():  # hooks for browser tests
+            fig.css_classes = [f"xy-view-{name}"] + [
+                f"xy-view-{a}" for a, t in self.ALIASES.items() if t == name]
         self.figures = f
-        self.key = None
         self.configure(snap)
 
     # -- figure builders -------------------------------------------------------------------
-    def _node_view(self, title, field, mapper):
-        f = _bare(_fig(title, self.SIDE, self.SIDE, x_range=self.gx, y_range=self.gy))
-        color = {"field": field, "transform": mapper}
-        cell = f.rect("x", "y", 1, 1, source=self.nodes, fill_color=color, line_color=None)
-        dot = f.scatter("x", "y", source=self.nodes, size="size", fill_color=color,
-                        line_color="#555555", line_width=0.5)
-        self._cells.append(cell)
-        self._dots.append(dot)
-        self._geo.append(f)
-        self._add_marks(f)
-        f.add_tools(HoverTool(renderers=[cell, dot], tooltips=[
-            ("node", "@i (@role)"), (field, f"@{field}{{0.000}}")]))
+    def _shift(self, field, group, k):
+        """``field`` moved right by panel ``k``'s offset (set in ``configure``)."""
+        spec = dodge(field, 0.0)
+        self._shifts.append((group, k, spec.transform))
+        return spec
+
+    def _title(self, f, group, k, text):
+        label = Label(x=0, y=0, text=text, text_font_size="10.5pt", text_font_style="bold",
+                      text_baseline="middle", text_color="#333333")
+        f.add_layout(label)
+        self._labels.append((group, k, label))
+
+    def _node_figure(self, group, panels):
+        f = _bare(_fig("", self.SIDE, self.SIDE, x_range=Range1d(0, 1), y_range=Range1d(0, 1)))
+        self._geo.append((group, f))
+        for k, (field, title, mapper) in enumerate(panels):
+            x = self._shift("x", group, k)
+            color = {"field": field, "transform": mapper}
+            # a lattice panel is one image (one drawImage), not a rect per site
+            cell = f.image(image=field, x=0, y=0, dw=1, dh=1, source=self.grid,
+                           color_mapper=mapper)
+            dot = f.scatter(x, "y", source=self.nodes, size="size", fill_color=color,
+                            line_color="#555555", line_width=0.5)
+            self._cells.append((group, k, cell))
+            self._dots.append(dot)
+            self._add_marks(f, group, k)
+            self._title(f, group, k, title)
+            f.add_tools(HoverTool(renderers=[dot], tooltips=[
+                ("node", "@i (@role)"), (field, f"@{field}{{0.000}}")]),
+                        HoverTool(renderers=[cell], tooltips=[(field, "@image{0.000}")]))
         return f
 
-    def _add_marks(self, f):
+    def _add_marks(self, f, group, k):
         for src, marker in ((self.ins, "inverted_triangle"), (self.outs, "square")):
-            self._marks.append(f.scatter("x", "y", source=src, marker=marker, size="size",
-                                         fill_alpha=0, line_color="black", line_width=2))
+            r = f.scatter(self._shift("x", group, k), "y", source=src, marker=marker,
+                          size="size", fill_alpha=0, line_color="black", line_width=2)
+            self._marks.append((group, marker, r))
 
-    def _coupling_view(self, title, field, mapper):
-        f = _fig(title, self.SIDE, self.SIDE, x_range=self.cx, y_range=self.cy)
-        f.grid.visible = False
-        f.xaxis.axis_label, f.yaxis.axis_label = "node j", "node i"
-        seg = f.segment("x0", "y0", "x1", "y1", source=self.edges, line_width=3,
-                        line_color={"field": field, "transform": mapper})
-        img = f.image(image=field, x=0, y=0, dw=1, dh=1, source=self.mat, color_mapper=mapper)
-        dots = f.scatter("x", "y", source=self.sites, size=3, color="#444444")
-        self._segs.append((f, seg, dots))
-        self._imgs.append(img)
-        self._add_marks(f)
-        f.add_tools(HoverTool(renderers=[seg], tooltips=[(field, f"@{field}{{0.0000}}")]))
-        f.add_layout(ColorBar(color_mapper=mapper, width=10,
-                              ticker=BasicTicker(desired_num_ticks=5)), "right")
+    def _coupling_figure(self, panels):
+        f = _bare(_fig("", 2 * self.SIDE, self.SIDE, x_range=Range1d(0, 1),
+                       y_range=Range1d(0, 1)))
+        for k, (field, title, mapper) in enumerate(panels):
+            seg = f.segment(self._shift("x0", "cpl", k), "y0", self._shift("x1", "cpl", k),
+                            "y1", source=self.edges, line_width=3,
+                            line_color={"field": field, "transform": mapper})
+            img = f.image(image=field, x=0, y=0, dw=1, dh=1, source=self.mat,
+                          color_mapper=mapper)
+            dots = f.scatter(self._shift("x", "cpl", k), "y", source=self.sites, size=3,
+                             color="#444444")
+            self._segs.append((seg, dots))
+            self._imgs.append((k, img))
+            self._add_marks(f, "cpl", k)
+            self._title(f, "cpl", k, title)
+            f.add_tools(HoverTool(renderers=[seg], tooltips=[(field, f"@{field}{{0.0000}}")]))
+        self.couplings_figure = f
         return f
 
     def _curve_view(self, title, what):
@@ -367,7 +410,6 @@ class LiveViews:
         """Point every figure at ``snap``'s network (nodes, bonds, classes)."""
         self.key = geometry_key(snap)
         self.lattice = lat = snap.kind == "lattice" and snap.shape is not None
-        self.bonds = lat
         n = snap.h.shape[0]
         spread = snap.kind in ("layered", "all-to-all", "custom")
         xy = (spread_columns(snap.coords) if spread else snap.coords).astype(np.float32)
@@ -376,44 +418,44 @@ class LiveViews:
         role[snap.input_nodes], role[snap.output_nodes] = "input", "output"
         nan = np.full(n, np.nan, np.float32)
         # dot size by how crowded the node's column is (a 64-input layer vs 10 outputs)
-        ux, inv, counts = np.unique(xy[:, 0], return_inverse=True, return_counts=True)
+        _, inv, counts = np.unique(xy[:, 0], return_inverse=True, return_counts=True)
         dots = np.clip(0.8 * self.SIDE / np.maximum(counts[inv], 1), 3, 14).astype(np.float32)
         self.nodes.data = {"x": xy[:, 0], "y": xy[:, 1], "i": np.arange(n),
                            "role": list(role), "size": dots, "free": nan, "nudged": nan,
                            "diff": nan, "response": nan}
+        self.sites.data = {"x": xy[:, 0], "y": xy[:, 1]}
         if lat:
             rows, cols = snap.shape
             side = max(rows, cols)
             w, h = round(self.SIDE * cols / side), round(self.SIDE * rows / side)
-            # one site = one square; start > end flips y so the input row is on top
-            x0, x1, y0, y1 = -0.7, cols - 0.3, rows - 0.3, -0.7
+            box = (-0.6, cols - 0.4, rows - 0.4, -0.6)  # y flipped: the input row on top
             marks = np.full(n, np.clip(0.55 * self.SIDE / side, 4, 24), np.float32)
         else:
             w = h = self.SIDE
             pad = 0.6 + 0.02 * counts.max()
-            x0, x1 = xy[:, 0].min() - 0.6, xy[:, 0].max() + 0.6
-            y0, y1 = xy[:, 1].min() - pad, xy[:, 1].max() + pad
+            box = (xy[:, 0].min() - 0.6, xy[:, 0].max() + 0.6, xy[:, 1].min() - pad,
+                   xy[:, 1].max() + pad)
             marks = dots * 1.4 + 3
         for src, idx in ((self.ins, snap.input_nodes), (self.outs, snap.output_nodes)):
             src.data = {"x": xy[idx, 0], "y": xy[idx, 1], "size": marks[idx]}
-        self.gx.update(start=float(x0), end=float(x1))
-        self.gy.update(start=float(y0), end=float(y1))
-        for f in self._geo:
-            f.frame_width, f.frame_height = w, h
-        self.sites.data = {"x": xy[:, 0], "y": xy[:, 1]}
+        for group, f in self._geo:
+            self._layout(f, group, box, (w, h))
         # A hidden renderer still reprocesses its source on every change: detach it.
-        for r in self._cells:
-            r.visible, r.data_source = lat, self.nodes if lat else self.empty
+        for group, k, r in self._cells:
+            pitch = [t.value for g, kk, t in self._shifts if g == group and kk == k][0]
+            r.visible = lat
+            if lat:
+                r.glyph.update(x=-0.5 + pitch, y=-0.5, dw=snap.shape[1], dh=snap.shape[0])
+        self.grid.data = {k: [_NAN1] for k in self.grid.data}
         for r in self._dots:
             r.visible, r.data_source = not lat, self.empty if lat else self.nodes
-        for k, r in enumerate(self._marks):
+        for group, marker, r in self._marks:
             # Outlines on a dense column of dots would hide the colours; the layout shows
             # which column is which anyway.
-            idx = snap.input_nodes if k % 2 == 0 else snap.output_nodes
+            idx = snap.input_nodes if marker == "inverted_triangle" else snap.output_nodes
             r.glyph.line_width = 2 if lat else 1
-            r.visible = lat or idx.size <= 24
-        mark = float(marks[0]) if n else 8.0
-        self._configure_couplings(snap, lat, (x0, x1, y0, y1), (w, h), mark)
+            r.visible = lat if group == "cpl" else (lat or idx.size <= 24)
+        self._configure_couplings(snap, lat, box, (w, h), float(marks[0]) if n else 8.0)
         cls = [str(i) for i in range(self.n_classes)]
         f = self.figures["confusion"]
         f.x_range.factors, f.y_range.factors = cls, cls[::-1]
@@ -421,7 +463,25 @@ class LiveViews:
         self._hist_len, self._cm_id = -1, None
         self._last_heavy = self._last_slow = -1e9
         for m in (self.diff_map, self.w_map, self.dw_map, self.resp_map):
-            m.update(low=0.0 if m is self.resp_map else -1e-12, high=1e-12)  # refit at once
+            m.high = 1e-12  # refit at the next update
+
+    def _layout(self, f, group, box, size):
+        """Panels of ``f`` side by side, each showing ``box`` = (x0, x1, y_bottom, y_top)
+        in ``size`` = (width, height) px, with a strip for their titles above."""
+        x0, x1, yb, yt = box
+        labels = [(k, lab) for g, k, lab in self._labels if g == group]
+        pitch = (x1 - x0) * (1 + self.GAP)
+        for g, k, t in self._shifts:
+            if g == group:
+                t.value = float(k * pitch)
+        w, h = size
+        up = (yt - yb) * self.LABEL_PX / h  # the title strip in data units
+        for k, lab in labels:
+            lab.update(x=float(x0 + k * pitch), y=float(yt + up / 2))
+        f.x_range.update(start=float(x0), end=float(x1 + (len(labels) - 1) * pitch))
+        f.y_range.update(start=float(yb), end=float(yt + up))
+        f.frame_width = round(w * (len(labels) + (len(labels) - 1) * self.GAP))
+        f.frame_height = h + self.LABEL_PX
 
     def _configure_couplings(self, snap, lat, box, size, mark):
         """Bonds as segments on lattices and on big sparse nets; else the N x N matrix."""
@@ -432,7 +492,6 @@ class LiveViews:
             seg = bond_segments(xy, snap.src, snap.dst, lat)
             self.edges.data = {**seg, "w": _f32(snap.coupling), "dw": _f32(snap.coupling_change)}
             self.mat.data = {"w": [_NAN1], "dw": [_NAN1]}
-            x0, x1, y0, y1 = box
             lw = float(np.clip(60 / max(snap.shape), 1.5, 6)) if lat else (
                 1.0 if e > 2000 else 2.0)
         else:
@@ -440,20 +499,14 @@ class LiveViews:
             self.mat.data = {"w": [coupling_matrix(n, snap.src, snap.dst, snap.coupling)],
                              "dw": [coupling_matrix(n, snap.src, snap.dst,
                                                     snap.coupling_change)]}
-            x0, x1, y0, y1 = 0, n, n, 0  # matrix: row 0 on top
-            size, lw = (self.SIDE, self.SIDE), 1
-        self.cx.update(start=float(x0), end=float(x1))
-        self.cy.update(start=float(y0), end=float(y1))
-        for (f, seg_r, dots), img in zip(self._segs, self._imgs, strict=True):
-            f.frame_width, f.frame_height = size
-            f.axis.visible = not bonds
-            f.outline_line_color = None if bonds else "#e5e5e5"
-            seg_r.visible, dots.visible, img.visible = bonds, bonds, not bonds
-            seg_r.glyph.line_width = lw
+            box, size, lw = (0, n, n, 0), (self.SIDE, self.SIDE), 1  # matrix: row 0 on top
+        self._layout(self.couplings_figure, "cpl", box, size)
+        pitch = (box[1] - box[0]) * (1 + self.GAP)
+        for (seg, dots), (k, img) in zip(self._segs, self._imgs, strict=True):
+            seg.visible, dots.visible, img.visible = bonds, bonds, not bonds
+            seg.glyph.line_width = lw
             dots.glyph.size = max(mark * 0.3, 2)
-            img.glyph.dw = img.glyph.dh = n
-        for r in self._marks[-4:]:  # input/output marks of the two coupling views
-            r.visible = lat
+            img.glyph.update(x=float(k * pitch), y=0.0, dw=n, dh=n)
 
     # -- updates ---------------------------------------------------------------------------
     def update(self, frame, sample: int = 0, now: float = 0.0) -> None:
@@ -466,12 +519,17 @@ class LiveViews:
         s, w = frame.snapshot, _f32
         ph = phase_values(s, sample)
         resp = s.response.astype(np.float32)
-        self.nodes.data.update(free=w(ph["free"]), nudged=w(ph["nudged"]),
-                               diff=w(ph["diff"]), response=w(resp))
-        _fit(self.resp_map, resp, symmetric=False)
-        _fit(self.diff_map, ph["diff"])
-        _fit(self.w_map, s.coupling)
-        _fit(self.dw_map, s.coupling_change)
+        if self.lattice:  # images (rows, cols); row 0 is drawn on top (flipped y range)
+            self.grid.data.update({k: [lattice_image(v, s.shape)] for k, v in
+                                   (*ph.items(), ("response", resp))})
+        else:
+            self.nodes.data.update(free=w(ph["free"]), nudged=w(ph["nudged"]),
+                                   diff=w(ph["diff"]), response=w(resp))
+        tw = self._twins
+        _fit(self.resp_map, tw["resp"], resp, symmetric=False)
+        _fit(self.diff_map, tw["diff"], ph["diff"])
+        _fit(self.w_map, tw["w"], s.coupling)
+        _fit(self.dw_map, tw["dw"], s.coupling_change)
         final = frame.state != "running"  # no newer frame will follow: draw everything
         heavy = (s.src.size if self.bonds else self.n_nodes ** 2) > self.HEAVY
         if heavy and now - self._last_heavy < 0.5 and not final:
@@ -515,28 +573,15 @@ def colour_limit(current: float, values, slack: float = 0.5, headroom: float = 1
     return current
 
 
-def _fit(mapper, values, symmetric: bool = True) -> None:
+def _fit(mapper, twin, values, symmetric: bool = True) -> None:
     high = colour_limit(mapper.high, values)
     if high != mapper.high:
-        mapper.update(low=-high if symmetric else 0.0, high=high)
-
-
-def preview_data(net) -> tuple[dict, dict]:
-    """Nodes (``x, y, color``) and bonds (``x0..y1``) of a Network for the small preview;
-    bonds are left out past 5,000 (too many to see)."""
-    lattice = net.kind == "lattice"
-    spread = net.kind in ("layered", "all-to-all", "custom")
-    c = (spread_columns(net.coords) if spread else net.coords).astype(np.float32)
-    col = np.full(net.n_nodes, "#9e9e9e", dtype=object)
-    col[net.input_nodes] = "#1f77b4"
-    col[net.output_nodes] = "#d62728"
-    nodes = {"x": c[:, 0], "y": c[:, 1], "color": list(col)}
-    keep = slice(None) if net.n_edges <= 5000 else slice(0, 0)
-    return nodes, bond_segments(c, net.src[keep], net.dst[keep], lattice)
+        for m in (mapper, twin):
+            m.update(low=-high if symmetric else 0.0, high=high)
 
 
 __all__ = ["LiveViews", "PHASE_PALETTE", "COUPLING_PALETTE", "RESPONSE_PALETTE",
            "DIFF_PALETTE", "sample_row", "sample_label", "phase_values", "lattice_image",
            "symmetric_limit", "colour_limit", "map_colors",
            "bond_segments", "coupling_matrix", "spread_columns", "curve_data", "output_points",
-           "confusion_data", "status_values", "geometry_key", "preview_data"]
+           "confusion_data", "status_values", "geometry_key"]

@@ -190,8 +190,10 @@ class Runner:
             self._budget = max(self._budget, 0) + n
             self._go("paused")
         if wait:
-            return self.wait(lambda: self.trainer.step_count >= target or self._budget == 0
-                             and not self._stepping, timeout)
+            # step_count moves inside tr.step(), before the step's frame is published: wait
+            # for the step to finish too, so latest() then shows the step waited for
+            return self.wait(lambda: not self._stepping and (
+                self.trainer.step_count >= target or self._budget == 0), timeout)
         return True
 
     def set_live(self, **changes) -> None:

@@ -17,10 +17,11 @@ shadow roots, which Playwright's CSS and role locators pierce):
   and their label as name; the upload input is ``.xy-upload input[type=file]`` (``.npz``
   snapshot, ``.toml`` / ``.json`` config; recognised by content);
 - views: Bokeh figures with css class ``.xy-view-<name>`` for the names in
-  ``LiveViews.figures``
-  (``phase_free``, ``phase_nudged``, ``phase_diff``, ``response``, ``couplings``,
-  ``change``, ``loss``, ``accuracy``, ``outputs``, ``confusion``); ``.xy-sample`` selects
-  the batch row shown, ``.xy-sample-info`` names it;
+  ``LiveViews.figures`` (``phases``: panels free | nudged | nudged - free | response;
+  ``couplings``: w | change; ``loss``, ``accuracy``, ``outputs``, ``confusion``); the
+  panel names ``phase_free``, ``phase_nudged``, ``phase_diff``, ``response`` and ``change``
+  are extra classes of the figure holding the panel. ``.xy-sample`` selects the batch row
+  shown, ``.xy-sample-info`` names it;
 - ``Dashboard.exports``: the column of download buttons (``export.py`` may add more);
 - in-process servers: ``session.ACTIVE`` holds the live dashboards, each with ``runner``,
   ``settings``, ``views`` and ``stats`` (ticks, frames drawn, seconds spent drawing).
@@ -45,7 +46,14 @@ from bokeh.plotting import figure
 from xyprop.engine import Config, build_network, load_snapshot, load_task, metrics_csv
 
 from .export import Frame, FrameRecorder, gif_bytes, html_bytes, png_bytes
-from .plots import LiveViews, geometry_key, preview_data, sample_label, status_values
+from .plots import (
+    LiveViews,
+    bond_segments,
+    geometry_key,
+    sample_label,
+    spread_columns,
+    status_values,
+)
 from .runner import Runner
 from .settings import FIELDS, LIVE, Settings, sync_url
 
@@ -114,6 +122,21 @@ def task_dims(task: str) -> tuple[int, int]:
     return t.n_inputs, t.n_outputs
 
 
+def preview_data(net) -> tuple[dict, dict]:
+    """Nodes (``x, y, color``) and bonds (``x0..y1``) of a Network for the small preview;
+    bonds are left out past 5,000 (too many to see)."""
+    lattice = net.kind == "lattice"
+    spread = net.kind in ("layered", "all-to-all", "custom")
+    c = (spread_columns(net.coords) if spread else net.coords).astype(np.float32)
+    col = np.full(net.n_nodes, "#9e9e9e", dtype=object)
+    col[net.input_nodes] = "#1f77b4"
+    col[net.output_nodes] = "#d62728"
+    nodes = {"x": c[:, 0], "y": c[:, 1], "color": list(col)}
+    keep = slice(None) if net.n_edges <= 5000 else slice(0, 0)
+    return nodes, bond_segments(c, net.src[keep], net.dst[keep], lattice)
+
+
+
 class Dashboard(pn.viewable.Viewer):
     """Controls, views and the runner of one browser session (see module docstring).
 
@@ -121,11 +144,12 @@ class Dashboard(pn.viewable.Viewer):
     ----------
     config : Config, optional   initial setup (otherwise defaults, then the page URL)
     periodic : bool   start the refresh callback (needs a served document)
-    period_ms : int   refresh period (60 ms: about 16 frames per second)
+    period_ms : int   refresh period (80 ms: 12.5 frames per second; each frame costs the
+        browser a repaint of every live figure, about 5 ms of CPU each)
     """
 
     def __init__(self, config: Config | None = None, *, periodic: bool = True,
-                 period_ms: int = 60, **params):
+                 period_ms: int = 80, **params):
         super().__init__(**params)
         self.settings = Settings()
         self._settings_error: str | None = None
@@ -192,7 +216,7 @@ class Dashboard(pn.viewable.Viewer):
                                     css_classes=["xy-notice"], sizing_mode="stretch_width")
         self.couplings_pane = pn.pane.HTML("", css_classes=["xy-couplings"],
                                            sizing_mode="stretch_width")
-        self.preview = figure(width=290, height=170, toolbar_location=None,
+        self.preview = figure(width=290, height=170, toolbar_location=None, tools="",
                               x_range=DataRange1d(range_padding=0.08),
                               y_range=DataRange1d(range_padding=0.08))
         self.preview.css_classes = ["xy-preview"]  # a Bokeh pane does not pass its own on
@@ -253,17 +277,14 @@ class Dashboard(pn.viewable.Viewer):
             pn.Row(self.epoch_pane, self.status_pane, pn.pane.Bokeh(self._url_div, visible=False),
                    sizing_mode="stretch_width"),
             self.alert, self.notice,
-            pn.FlexBox(
-                card(pn.Row(p["phase_free"], p["phase_nudged"], p["phase_diff"]),
-                     pn.Row(self.sample, self.sample_info, pn.pane.HTML(
-                         "<small>\u25bd input sites, \u25a1 output sites</small>",
-                         align="center")),
-                     title="Spin phases"),
-                card(p["outputs"], title="Outputs")),
-            pn.FlexBox(card(pn.Row(p["couplings"], p["change"]), title="Couplings"),
-                       card(p["response"], title="Response (where the nudge reaches)")),
-            pn.FlexBox(card(pn.Row(p["loss"], p["accuracy"]), title="Learning curves"),
+            card(p["phases"], pn.Row(self.sample, self.sample_info, pn.pane.HTML(
+                "<small>\u25bd inputs, \u25a1 outputs; the response shows how far the "
+                "nudge at the outputs reaches</small>", align="center")),
+                title="Spin phases and response"),
+            pn.FlexBox(card(p["couplings"], title="Couplings"),
+                       card(p["outputs"], title="Outputs"),
                        card(p["confusion"], title="Confusion matrix")),
+            card(pn.Row(p["loss"], p["accuracy"]), title="Learning curves"),
             sizing_mode="stretch_width")
 
     def __panel__(self):

@@ -127,7 +127,7 @@ def page_run(port: int, browser, cfg: dict, n: int) -> dict:
     page.goto(f"http://127.0.0.1:{port}/{query(cfg)}")
     page.get_by_role("button", name="Train").wait_for(timeout=60000)
     d = next(x for x in ACTIVE if x not in before)
-    src_id = d.views.nodes.id
+    src_id = d.views.out.id  # the output circle changes with every frame, on any geometry
     page.evaluate("""(id) => {
         window.__xy_frames = 0;
         const doc = Bokeh.documents[0];

@@ -1,8 +1,10 @@
 """Grids of experiments run on Dask.
 
 A sweep file (TOML) holds a ``[base]`` table of config fields, a ``[grid]`` table mapping
-field names to lists of values (the Cartesian product is run, seeds included), and an
-optional ``[sweep]`` table (``target_accuracy``: report the first epoch that reaches it).
+field names to lists of values (the Cartesian product is run, seeds included), optional
+``[[case]]`` tables (each a set of fields that go together, e.g. one architecture with its
+size; the grid is run for every case, and a case's ``label`` names it in the results), and
+an optional ``[sweep]`` table (``target_accuracy``: report the first epoch that reaches it).
 Each run trains with the same :class:`~xyprop.engine.train.Trainer` as the CLI and the
 dashboard, on a Dask worker: an embedded ``LocalCluster`` by default, or any running
 scheduler. ``results.csv`` gets one row per run, written atomically after every finished
@@ -44,6 +46,7 @@ class Sweep:
     ----------
     base : dict   config fields shared by every run
     grid : dict   field -> list of values
+    cases : list of dict   field sets run with the whole grid each (``label``: a name)
     target_accuracy : float or None   train accuracy whose first epoch is reported
     name : str
     """
@@ -52,6 +55,7 @@ class Sweep:
     grid: dict
     target_accuracy: float | None = None
     name: str = "sweep"
+    cases: tuple = ()
 
     @classmethod
     def load(cls, path: str | Path) -> Sweep:
@@ -66,11 +70,19 @@ class Sweep:
 
     @classmethod
     def from_dict(cls, d: dict, name: str = "sweep") -> Sweep:
-        extra = sorted(set(d) - {"base", "grid", "sweep"})
+        extra = sorted(set(d) - {"base", "grid", "sweep", "case"})
         if extra:
-            raise ValueError(f"sweep: unknown table(s) {extra}; allowed: base, grid, sweep")
+            raise ValueError(f"sweep: unknown table(s) {extra}; allowed: base, grid, case, "
+                             "sweep")
         base, grid, opts = d.get("base", {}), d.get("grid", {}), d.get("sweep", {})
-        for table, keys in (("base", base), ("grid", grid)):
+        cases = d.get("case", [])
+        if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+            raise ValueError("sweep [[case]]: got a plain value; allowed: tables, written "
+                             "[[case]]")
+        tables = [("base", base), ("grid", grid)]
+        tables += [(f"case {i + 1}", {k: v for k, v in c.items() if k != "label"})
+                   for i, c in enumerate(cases)]
+        for table, keys in tables:
             bad = sorted(set(keys) - set(CONFIG_FIELDS))
             if bad:
                 raise ValueError(f"sweep [{table}]: unknown config field(s) {bad}; allowed: "
@@ -82,6 +94,15 @@ class Sweep:
         both = sorted(set(base) & set(grid))
         if both:
             raise ValueError(f"sweep: field(s) {both} are in both [base] and [grid]")
+        for i, c in enumerate(cases):
+            clash = sorted(set(c) & set(grid))
+            if clash:
+                raise ValueError(f"sweep [[case]] {i + 1}: field(s) {clash} are also in [grid]")
+            label = c.get("label", "")
+            if not isinstance(label, str):
+                raise ValueError(f"sweep [[case]] {i + 1} field 'label': got {label!r}; "
+                                 "allowed: a string")
+            Config.from_dict({**base, **{k: v for k, v in c.items() if k != "label"}})
         bad_opts = sorted(set(opts) - {"target_accuracy"})
         if bad_opts:
             raise ValueError(f"sweep [sweep]: unknown key(s) {bad_opts}; allowed: "
@@ -91,16 +112,25 @@ class Sweep:
             raise ValueError(f"sweep [sweep] field 'target_accuracy': got {target!r}; "
                              "allowed: a fraction in (0, 1]")
         Config.from_dict(base)  # fail early on a bad base value
-        return cls(base=dict(base), grid=dict(grid), target_accuracy=target, name=name)
+        return cls(base=dict(base), grid=dict(grid), target_accuracy=target, name=name,
+                   cases=tuple(dict(c) for c in cases))
+
+    @property
+    def columns(self) -> list[str]:
+        """The fields that vary between runs: case fields (first seen first), then grid."""
+        keys = list(dict.fromkeys(k for c in self.cases for k in c))
+        return keys + [k for k in self.grid if k not in keys]
 
     def runs(self) -> list[dict]:
-        """Every run: ``{"run_id", "params" (grid values), "config" (full config dict)}``."""
+        """Every run: ``{"run_id", "params" (varying values), "config" (full config dict)}``."""
         keys = list(self.grid)
         out = []
-        for values in itertools.product(*(self.grid[k] for k in keys)):
-            params = dict(zip(keys, values, strict=True))
-            cfg = {**self.base, **params}
-            out.append({"run_id": run_id(cfg), "params": params, "config": cfg})
+        for case in self.cases or ({},):
+            fields = {k: v for k, v in case.items() if k != "label"}
+            for values in itertools.product(*(self.grid[k] for k in keys)):
+                params = {**case, **dict(zip(keys, values, strict=True))}
+                cfg = {**self.base, **fields, **dict(zip(keys, values, strict=True))}
+                out.append({"run_id": run_id(cfg), "params": params, "config": cfg})
         return out
 
 
@@ -176,8 +206,7 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, *, scheduler: str | None = None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.csv"
-    grid_keys = list(sweep.grid)
-    columns = ["run_id", "status", *grid_keys, *RESULT_KEYS, "snapshot", "error"]
+    columns = ["run_id", "status", *sweep.columns, *RESULT_KEYS, "snapshot", "error"]
     rows = read_results(results)
     done = {r["run_id"] for r in rows}
     todo = [r for r in sweep.runs() if r["run_id"] not in done]

@@ -198,10 +198,11 @@ def test_geometry_change_and_reset_rebuild_views(open_page):
     poll(lambda: not page.locator(".xy-notice").is_visible(), "the notice to go after Reset")
     poll(lambda: differs(pixels(page, "phase_free"), before), "the phase view to be redrawn")
     after = settled(page, "phase_free")
-    # a 3 x 7 lattice drawn in a square view is wider than tall; the 4 x 4 one was square
+    # the figure holds four panels side by side; each 4 x 4 panel was square, a 3 x 7 panel
+    # is 3/7 as tall as wide, so the whole figure's height/width must drop by about half
     h0, w0 = before.shape[:2]
     h1, w1 = after.shape[:2]
-    assert h1 / w1 < h0 / w0 - 0.2, (before.shape, after.shape)
+    assert (h1 / w1) / (h0 / w0) < 0.7, (before.shape, after.shape)
     assert couplings(page) == lattice_couplings(rows, cols)
 
 

@@ -18,7 +18,6 @@ from xyprop.app.plots import (
     map_colors,
     output_points,
     phase_values,
-    preview_data,
     sample_label,
     sample_row,
     spread_columns,
@@ -26,6 +25,7 @@ from xyprop.app.plots import (
     symmetric_limit,
 )
 from xyprop.app.runner import Frame, Runner, confusion_matrix
+from xyprop.app.session import preview_data
 from xyprop.engine import Config, Trainer, build_network
 
 
@@ -176,16 +176,26 @@ def test_live_views_write_the_frame_into_their_sources(snap):
     cm = np.eye(3, dtype=int) * 5
     v.update(frame(snap, cm), sample=1)
     ph = phase_values(snap, 1)
-    assert np.array_equal(np.asarray(v.nodes.data["free"]), ph["free"])
-    assert np.allclose(v.nodes.data["response"], snap.response)
+    # lattice panels are images: site r*cols+c at row r, column c
+    assert np.array_equal(v.grid.data["free"][0], lattice_image(ph["free"], snap.shape))
+    assert np.allclose(v.grid.data["response"][0], lattice_image(snap.response, snap.shape))
+    imgs = [r for r in v.figures["phases"].renderers if r.glyph.__class__.__name__ == "Image"]
+    assert all(r.visible and r.glyph.dw == snap.shape[1] for r in imgs)
     assert np.allclose(v.edges.data["w"], snap.coupling)
     lim = np.abs(snap.coupling).max()
     assert v.w_map.low == -v.w_map.high  # symmetric, zero in the middle of the map
     assert lim <= v.w_map.high <= 1.1 * lim + 1e-12
     assert sum(v.cm.data["count"]) == 15
-    assert set(v.figures) >= {"phase_free", "phase_nudged", "phase_diff", "couplings",
-                              "change", "response", "loss", "accuracy", "outputs",
+    tw = v._twins["w"]  # the colour bar's own mapper follows the limits
+    assert (tw.low, tw.high) == (v.w_map.low, v.w_map.high)
+    assert set(v.figures) == {"phases", "couplings", "loss", "accuracy", "outputs",
                               "confusion"}
+    # panels of one figure: free | nudged | diff | response, one panel pitch apart
+    shifts = sorted({t.value for g, k, t in v._shifts if g == "phases"})
+    assert shifts[0] == 0 and len(shifts) == 4
+    assert np.allclose(np.diff(shifts), shifts[1])
+    assert [r.glyph.x + 0.5 for r in imgs] == shifts
+    assert {"xy-view-phase_nudged", "xy-view-response"} <= set(v.figures["phases"].css_classes)
 
 
 def test_layered_views_use_the_coupling_matrix_and_switch_back(snap):
@@ -196,16 +206,19 @@ def test_layered_views_use_the_coupling_matrix_and_switch_back(snap):
     assert m.shape == (s.h.size, s.h.size)
     assert np.allclose(m[s.src, s.dst], s.coupling)
     f = v.figures["couplings"]
-    seg, img = (r for r in f.renderers if r.glyph.__class__.__name__ in ("Segment", "Image"))
-    assert (seg.visible, img.visible) == (False, True)
-    assert (f.x_range.start, f.x_range.end, f.y_range.start) == (0, s.h.size, s.h.size)
+    seg = [r for r in f.renderers if r.glyph.__class__.__name__ == "Segment"][0]
+    imgs = [r for r in f.renderers if r.glyph.__class__.__name__ == "Image"]
+    assert seg.visible is False and all(r.visible for r in imgs)
+    n = s.h.size
+    assert [r.glyph.x for r in imgs] == [0, n * (1 + LiveViews.GAP)]  # w | change of w
+    assert (f.x_range.start, f.y_range.start) == (0, n)  # row 0 of the matrix on top
     # the same figures re-pointed at a lattice: bonds on, matrix off, flipped rows
     assert geometry_key(snap) != v.key
     v.configure(snap)
     v.update(frame(snap), 0)
-    assert (seg.visible, img.visible) == (True, False)
+    assert seg.visible and not any(r.visible for r in imgs)
     assert len(v.edges.data["w"]) == snap.src.size
-    assert v.figures["phase_free"].y_range.start > v.figures["phase_free"].y_range.end
+    assert v.figures["phases"].y_range.start > v.figures["phases"].y_range.end
     assert v.figures["confusion"].x_range.factors == ["0", "1", "2"]
 
 

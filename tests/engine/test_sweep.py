@@ -92,6 +92,30 @@ def test_bad_sweep_file_names_the_field(tmp_path):
         Sweep.load(p)
 
 
+def test_cases_run_the_grid_each_with_their_own_fields(tmp_path):
+    """[[case]] tables: mixed architectures in one sweep, each run with the whole grid."""
+    p = tmp_path / "mixed.toml"
+    p.write_text('[base]\ntask = "xor"\nepochs = 5\n[grid]\nseed = [0, 1]\n'
+                 '[[case]]\nlabel = "lat"\narch = "lattice"\nrows = 3\ncols = 3\n'
+                 '[[case]]\nlabel = "dense"\narch = "all-to-all"\nhidden = 4\n')
+    sw = Sweep.load(p)
+    assert sw.columns == ["label", "arch", "rows", "cols", "hidden", "seed"]
+    runs = sw.runs()
+    assert [(r["params"]["label"], r["params"]["seed"]) for r in runs] == [
+        ("lat", 0), ("lat", 1), ("dense", 0), ("dense", 1)]
+    # the label names a run but is not a config field; other case fields are
+    assert runs[0]["config"] == {"task": "xor", "epochs": 5, "arch": "lattice", "rows": 3,
+                                 "cols": 3, "seed": 0}
+    assert runs[3]["config"]["hidden"] == 4 and "rows" not in runs[3]["config"]
+    assert len({r["run_id"] for r in runs}) == 4
+    with pytest.raises(ValueError, match="case 2.*hiden"):
+        Sweep.from_dict({"case": [{"arch": "lattice"}, {"hiden": 3}]})
+    with pytest.raises(ValueError, match="seed.*also in"):
+        Sweep.from_dict({"grid": {"seed": [0]}, "case": [{"seed": 1}]})
+    with pytest.raises(ValueError, match="'neighbourhood': got 5"):  # checked at load
+        Sweep.from_dict({"case": [{"arch": "lattice", "neighbourhood": 5}]})
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
