@@ -42,7 +42,6 @@ from .plots import (
     _fig,
     _fit,
     geometry_key,
-    sample_label,
     sample_row,
 )
 
@@ -239,8 +238,9 @@ class ImageViews:
     docstring); ``active`` is False (nothing drawn) unless the network is stacked.
 
     ``configure(snap)`` sets panel positions, sizes and node / edge gathers; ``update``
-    writes images. Sheets refresh at most every ``SHEETS_DT`` s and kernels every
-    ``KERNELS_DT`` s while running; a frame that is not ``running`` refreshes everything.
+    writes images. While running, input, sheets and classes refresh at most every
+    ``SHEETS_DT`` s and kernels every ``KERNELS_DT`` s (each redrawn figure costs the
+    browser a repaint); a frame that is not ``running`` refreshes everything at once.
     """
 
     SHEETS_DT, KERNELS_DT = 0.25, 0.5
@@ -262,7 +262,7 @@ class ImageViews:
         f = {"input": self._image_fig("Input", [(self.inp, self.grey_map)], None),
              "sheets": self._image_fig("", [(self.phases, self.phase_map),
                                             (self.resp, self.resp_map)], "sheets"),
-             "kernels": self._image_fig("Receptive-field kernels",
+             "kernels": self._image_fig("Kernels",
                                         [(self.kern, self.w_map)], "kernels"),
              "classes": self._class_fig()}
         f["input"].frame_width = f["input"].frame_height = 150
@@ -274,7 +274,7 @@ class ImageViews:
         for name, fig in f.items():  # hooks for browser tests
             fig.css_classes = [f"xy-view-{name}"]
         self.figures = f
-        self.key, self.geo, self.active = None, None, False
+        self.key, self.geo, self.active, self.caption = None, None, False, ""
 
     def _image_fig(self, title, layers, titles):
         f = _bare(_fig(title, 150, 150, x_range=Range1d(0, 1), y_range=Range1d(1, 0)))
@@ -283,7 +283,7 @@ class ImageViews:
                         color_mapper=mapper)
             f.add_tools(HoverTool(renderers=[r], tooltips=[("value", "@image{0.000}")]))
         if titles:
-            f.text("x", "y", text="text", source=self.titles[titles], text_font_size="9pt",
+            f.text("x", "y", text="text", source=self.titles[titles], text_font_size="8pt",
                    text_baseline="middle", text_color="#333333", text_font_style="bold")
         return f
 
@@ -336,6 +336,7 @@ class ImageViews:
         px = int(np.clip(440 // rows, 60, 150))
         x, y, ty = _grid_layout(self.figures["sheets"], cells, px)
         self._maps = [m for _, m in maps]
+        self._map_nodes = np.concatenate([m.ravel() for m in self._maps])
         nan = [np.full(m.shape, np.nan, np.float32) for m in self._maps]
         self.phases.data = _panels(x[0::2], y[0::2], nan)
         self.resp.data = _panels(x[1::2], y[1::2], [a.copy() for a in nan])
@@ -359,43 +360,50 @@ class ImageViews:
                     text.append(f"s{l} ch{c} <- " + ("input" if l == 1 else f"ch{cp}"))
             col += cp_n
         rows = max(r for _, r in cells) + 1
-        size = 64 if geo.shared else 120
-        px = int(np.clip(480 // rows, 40, size))
+        px = int(np.clip(480 // rows, 70, 100 if geo.shared else 150))
         x, y, ty = _grid_layout(self.figures["kernels"], cells, px)
         self._gathers = gathers
         self.kern.data = _panels(x, y, [np.full(g.shape, np.nan, np.float32)
                                         for g in gathers])
         self.titles["kernels"].data = {"x": x.tolist(), "y": ty.tolist(), "text": text}
-        self.figures["kernels"].title.text = (
-            f"Receptive-field kernels ({geo.window}x{geo.window}, stride {geo.stride}; "
-            + ("shared)" if geo.shared else f"sites of a {MOSAIC}x{MOSAIC} grid, unshared)"))
+        k = geo.window
+        self.caption = (
+            f"Kernels: {k}x{k} receptive fields, stride {geo.stride}; " + (
+                "weight sharing: one kernel per (channel, previous channel)." if geo.shared
+                else f"no sharing: one tile per site, for up to {MOSAIC}x{MOSAIC} evenly "
+                "spaced sites."))
 
     # -- updates ---------------------------------------------------------------------------
     def update(self, frame, sample: int = 0, now: float = 0.0) -> None:
-        """Write ``frame`` into the sources (call under ``hold()`` on the event loop)."""
+        """Write ``frame`` into the sources (call under ``hold()`` on the event loop).
+
+        Input, sheets and classes refresh together (they show one batch row: a digit next
+        to the phases of another would mislead); kernels on their own, slower clock.
+        """
         if not self.active:
             return
-        s, geo = frame.snapshot, self.geo
-        final = frame.state != "running"
-        self.inp.data.update(image=[input_image(s, geo, sample)])
-        title = "Input: " + sample_label(s, sample).replace("training ", "")
-        if title != self._title:
-            self._title = self.figures["input"].title.text = title
+        s, final = frame.snapshot, frame.state != "running"
         if final or now - self._last["sheets"] >= self.SHEETS_DT:
             self._last["sheets"] = now
-            r = sample_row(s, sample)
-            resp = s.response.astype(np.float32)
-            ph = (wrap(s.free_phases[r]).astype(np.float32) if r is not None
-                  else np.full(s.h.size, np.nan, np.float32))
-            self.phases.data.update(image=[ph[m] for m in self._maps])
-            self.resp.data.update(image=[resp[m] for m in self._maps])
-            _fit(self.resp_map, self._twins["resp"], resp[np.concatenate(
-                [m.ravel() for m in self._maps])], symmetric=False)
+            self._draw_sample(s, sample)
         if final or now - self._last["kernels"] >= self.KERNELS_DT:
             self._last["kernels"] = now
             imgs = [gather(s.coupling, g) for g in self._gathers]
             self.kern.data.update(image=imgs)
             _fit(self.w_map, self._twins["w"], np.concatenate([i.ravel() for i in imgs]))
+
+    def _draw_sample(self, s: Snapshot, sample: int) -> None:
+        r = sample_row(s, sample)
+        self.inp.data.update(image=[input_image(s, self.geo, sample)])
+        title = "Input" if r is None else f"Input, class {int(np.argmax(s.batch_targets[r]))}"
+        if title != self._title:
+            self._title = self.figures["input"].title.text = title
+        resp = s.response.astype(np.float32)
+        ph = (wrap(s.free_phases[r]).astype(np.float32) if r is not None
+              else np.full(s.h.size, np.nan, np.float32))
+        self.phases.data.update(image=[ph[m] for m in self._maps])
+        self.resp.data.update(image=[resp[m] for m in self._maps])
+        _fit(self.resp_map, self._twins["resp"], resp[self._map_nodes], symmetric=False)
         c = class_outputs(s, sample)
         color = np.where(c["pred"], np.where(c["true"], "#2ca02c", "#d62728"), "#9ecae1")
         self.cls.data = {"x": list(range(c["phase"].size)), "phase": c["phase"].tolist(),

@@ -22,6 +22,12 @@ shadow roots, which Playwright's CSS and role locators pierce):
   panel names ``phase_free``, ``phase_nudged``, ``phase_diff``, ``response`` and ``change``
   are extra classes of the figure holding the panel. ``.xy-sample`` selects the batch row
   shown, ``.xy-sample-info`` names it;
+- stacked (MNIST) networks only: the card ``.xy-images`` (hidden otherwise) with the
+  figures ``.xy-view-input`` (the sample's input image), ``.xy-view-sheets`` (free phases |
+  response of every hidden sheet and channel), ``.xy-view-kernels`` (receptive-field
+  kernels, caption ``.xy-images-caption``) and ``.xy-view-classes`` (output phase per
+  class); ``.xy-stacked-counts`` in ``.xy-couplings``: couplings and coupling parameters
+  by kind (receptive fields, inside sheets, readout);
 - ``Dashboard.exports``: the column of download buttons (``export.py`` may add more);
 - in-process servers: ``session.ACTIVE`` holds the live dashboards, each with ``runner``,
   ``settings``, ``views`` and ``stats`` (ticks, frames drawn, seconds spent drawing).
@@ -46,6 +52,7 @@ from bokeh.plotting import figure
 from xyprop.engine import Config, build_network, load_snapshot, load_task, metrics_csv
 
 from .export import Frame, FrameRecorder, gif_bytes, html_bytes, png_bytes
+from .image_views import ImageViews, counts_text, image_key
 from .plots import (
     LiveViews,
     bond_segments,
@@ -170,6 +177,7 @@ class Dashboard(pn.viewable.Viewer):
         self.stats = {"ticks": 0, "frames": 0, "update_seconds": 0.0, "update_cpu": 0.0}
         self.recorder = FrameRecorder(max_frames=120)  # the GIF export's frames
         self.views = LiveViews(self.frame.snapshot)
+        self.images = ImageViews()  # stacked (MNIST) networks only; configured in _draw
         self._build_widgets()
         self._build_layout()
         self.settings.param.watch(self._on_settings, list(FIELDS))
@@ -233,6 +241,10 @@ class Dashboard(pn.viewable.Viewer):
         self._url_div = Div(text="", visible=False)
         self._url_div.js_on_change("text", CustomJS(code=_REPLACE_URL))
         self.panes = {k: pn.pane.Bokeh(fig, margin=2) for k, fig in self.views.figures.items()}
+        self.panes.update({f"image_{k}": pn.pane.Bokeh(fig, margin=2)
+                           for k, fig in self.images.figures.items()})
+        self.image_caption = pn.pane.HTML("", css_classes=["xy-images-caption"],
+                                          styles={"font-size": "0.85em"}, width=260)
         self.exports = pn.Column(
             pn.widgets.FileDownload(callback=self._npz_file, filename="xyprop-snapshot.npz",
                                     label="Snapshot (.npz)", sizing_mode="stretch_width"),
@@ -281,11 +293,22 @@ class Dashboard(pn.viewable.Viewer):
                 "<small>\u25bd inputs, \u25a1 outputs; the response shows how far the "
                 "nudge at the outputs reaches</small>", align="center")),
                 title="Spin phases and response"),
+            self._image_card(card),
             pn.FlexBox(card(p["couplings"], title="Couplings"),
                        card(p["outputs"], title="Outputs"),
                        card(p["confusion"], title="Confusion matrix")),
             card(pn.Row(p["loss"], p["accuracy"]), title="Learning curves"),
             sizing_mode="stretch_width")
+
+    def _image_card(self, card) -> pn.Card:
+        p = self.panes
+        self.image_card = card(
+            pn.FlexBox(p["image_input"], p["image_sheets"]),
+            pn.FlexBox(p["image_classes"],
+                       pn.Column(p["image_kernels"], self.image_caption)),
+            title="Images: input, hidden sheets, kernels, classes", visible=False,
+            css_classes=["xy-images"])
+        return self.image_card
 
     def __panel__(self):
         return pn.Row(pn.Column(self.sidebar, width=330), self.main,
@@ -431,10 +454,12 @@ class Dashboard(pn.viewable.Viewer):
     def _update_preview(self, cfg: Config) -> None:
         n_in, n_out = task_dims(cfg.task)
         net = build_network(cfg, n_in, n_out)
-        n_par = net.n_params + 2 * int(net.free.sum())
+        n_par = net.n_params + (2 * int(net.free.sum()) if cfg.train_bias else 0)
+        extra = ("<br><span class='xy-stacked-counts'>" + counts_text(net) + "</span>"
+                 if net.kind == "stacked" else "")
         self.couplings_pane.object = (
             f"<span class='xy-couplings-text'><b>{net.n_edges:,}</b> couplings | {net.n_nodes:,} "
-            f"nodes ({n_in} in, {n_out} out) | {n_par:,} trainable parameters</span>")
+            f"nodes ({n_in} in, {n_out} out) | {n_par:,} trainable parameters</span>{extra}")
         nodes, edges = preview_data(net)
         with pn.io.hold():  # raw Bokeh models: change them under the document lock
             self._pv_nodes.data, self._pv_edges.data = nodes, edges
@@ -479,10 +504,16 @@ class Dashboard(pn.viewable.Viewer):
         with pn.io.hold():
             if geometry_key(snap) != self.views.key:
                 self.views.configure(snap)
+            if image_key(snap) != self.images.key:
+                self.images.configure(snap)
+                self.image_caption.object = self.images.caption
+                if self.image_card.visible != self.images.active:
+                    self.image_card.visible = self.images.active
             b = snap.free_phases.shape[0]
             if b > 1 and self.sample.end != b - 1:
                 self.sample.end = b - 1
             self.views.update(f, self.sample.value, now=t0)
+            self.images.update(f, self.sample.value, now=t0)
             self._draw_status(f, force or t0 - self._status_t >= 0.25)
             self._sync_buttons()
             self._show_alert()

@@ -212,7 +212,7 @@ def study_skips(rows: list[dict], runs: Path) -> str:
     out.sort()
     pal = cc.b_linear_kry_5_95_c72[::-1]
     cols = [pal[int(i * (len(pal) - 1) / max(len(out) - 1, 1))] for i in range(len(out))]
-    a = fig("XOR 8x8: solved (10 seeds) vs skip length", w=330, x_axis_label="skip length "
+    a = fig("XOR 8x8: solved of 10 seeds", w=330, x_axis_label="skip length "
             "(0 = none)", y_axis_label="fraction solved")
     a.vbar([o[0] for o in out], top=[o[2] for o in out], width=0.6, color=cols)
     panels = [a]
@@ -222,7 +222,7 @@ def study_skips(rows: list[dict], runs: Path) -> str:
         for o, c in zip(out, cols, strict=True):
             prof = o[k][1:]
             f.line(np.arange(1, len(prof) + 1), prof, color=c, line_width=2, legend_label=o[1])
-        f.legend.location = "bottom_right"
+        f.legend.location = "top_left"
         f.legend.label_text_font_size = "8pt"
         panels.append(f)
     save_png(row(*panels), HERE / "s3_skip_length.png")
@@ -326,14 +326,15 @@ def study_digits(rows: list[dict]) -> str:
         lines.append(f"| {label} | {n:,} | {st.mean(acc):.1f} +- {st.stdev(acc):.1f} % | "
                      f"{st.mean(tr):.1f} % | {sec:.0f} |")
     f = fig("Digits (P24 split): test accuracy, 5 seeds", w=560, h=320,
-            x_range=[p[0] for p in pts], y_axis_label="test accuracy (%)")
+            x_range=[p[0] for p in pts], y_range=(82, 97), y_axis_label="test accuracy (%)")
     for label, _, acc in pts:
         c = COLORS[family(label)]
         f.scatter([label] * len(acc), acc, color=c, size=8, alpha=0.7)
     ref = {"P24 layered 94.1 %": 94.1, "P24 all-to-all N=85 93.3 %": 93.3}
     for (name, v), c in zip(ref.items(), ("#555555", "#aaaaaa"), strict=True):
         f.line([pts[0][0], pts[-1][0]], [v, v], color=c, line_dash="dashed", legend_label=name)
-    f.legend.location = "bottom_right"
+    f.legend.location = "bottom_center"
+    f.legend.orientation = "horizontal"
     f.xaxis.major_label_text_font_size = "9pt"
     save_png(f, HERE / "s5_digits.png")
     return "\n".join(lines)

@@ -279,3 +279,24 @@ def test_errors_show_a_message_and_training_still_works(open_page):
     poll(lambda: epoch(page) >= 2, "training after the errors")
     assert status(page)[0] == "running"
     assert not alert.is_visible()
+
+
+def test_mnist_stacked_network_shows_input_image_and_hidden_sheets(open_page):
+    # 28x28 -> 12x12 sheet (window 6, stride 2) on the shipped 480-digit sample; epochs
+    # high enough never to finish during the test
+    page = open_page("?task=mnist&arch=stacked&window=6&stride=2&batch_size=10"
+                     "&epochs=100000")
+    assert page.locator(".xy-images").is_visible()
+    counts = page.locator(".xy-stacked-counts").inner_text()
+    # closed forms: 12 * 12 sites x 6 * 6 window; dense readout 144 x 10
+    assert "28x28 -> 12x12" in counts and "5,184 couplings" in counts, counts
+    assert "readout 1,440" in counts, counts
+    panels = ("input", "sheets")
+    before = {name: settled(page, name) for name in panels}
+    start_training(page)
+    poll(lambda: status(page)[1] >= 3, "a few MNIST training steps")
+    pause_training(page)
+    for name in panels:
+        assert view(page, name).is_visible()
+        poll(lambda name=name: differs(pixels(page, name), before[name]),
+             f"the {name} panel to show the trained network's sample")
