@@ -509,14 +509,37 @@ class LiveViews:
             img.glyph.update(x=float(k * pitch), y=0.0, dw=n, dh=n)
 
     # -- updates ---------------------------------------------------------------------------
-    def update(self, frame, sample: int = 0, now: float = 0.0) -> None:
+    def update(self, frame, sample: int = 0, now: float = 0.0, geometry: bool = True) -> None:
         """Write ``frame`` into the sources (call under ``hold()`` on the event loop).
+
+        ``geometry=False`` leaves the node and bond views alone (hidden: stacked networks).
 
         Coupling views with more than ``HEAVY`` cells or bonds refresh at most twice a second,
         curves and confusion matrix at most four times; a frame that is not ``running`` (the
         last one for a while) refreshes everything.
         """
-        s, w = frame.snapshot, _f32
+        s = frame.snapshot
+        final = frame.state != "running"  # no newer frame will follow: draw everything
+        if geometry:
+            self._update_geometry(s, sample, final, now)
+        # a handful of numbers: inline lists (each binary buffer is two websocket writes)
+        self.out.data = {k: v.tolist() if isinstance(v, np.ndarray) else v
+                         for k, v in output_points(s, sample).items()}
+        # Epoch-level views: short epochs end many times a second, and every redraw of a
+        # figure costs the browser several ms; four times a second is plenty.
+        if final or now - self._last_slow >= 0.25:
+            if len(s.history) != self._hist_len:
+                self._hist_len, self._last_slow = len(s.history), now
+                self.curves.data = curve_data(s.history)
+            if frame.confusion is not self._cm_id:
+                self._cm_id, self._last_slow = frame.confusion, now
+                self.cm.data = confusion_data(frame.confusion, self.n_classes)
+
+
+    def _update_geometry(self, s: Snapshot, sample: int, final: bool, now: float) -> None:
+        """Node phases, responses and couplings of ``s``; ``final``: no newer frame follows,
+        so the throttled coupling views are drawn too."""
+        w = _f32
         ph = phase_values(s, sample)
         resp = s.response.astype(np.float32)
         if self.lattice:  # images (rows, cols); row 0 is drawn on top (flipped y range)
@@ -530,7 +553,6 @@ class LiveViews:
         _fit(self.diff_map, tw["diff"], ph["diff"])
         _fit(self.w_map, tw["w"], s.coupling)
         _fit(self.dw_map, tw["dw"], s.coupling_change)
-        final = frame.state != "running"  # no newer frame will follow: draw everything
         heavy = (s.src.size if self.bonds else self.n_nodes ** 2) > self.HEAVY
         if heavy and now - self._last_heavy < 0.5 and not final:
             pass  # big coupling views: twice a second is enough for the eye
@@ -542,18 +564,6 @@ class LiveViews:
             self.mat.data.update(
                 w=[coupling_matrix(self.n_nodes, s.src, s.dst, s.coupling)],
                 dw=[coupling_matrix(self.n_nodes, s.src, s.dst, s.coupling_change)])
-        # a handful of numbers: inline lists (each binary buffer is two websocket writes)
-        self.out.data = {k: v.tolist() if isinstance(v, np.ndarray) else v
-                         for k, v in output_points(s, sample).items()}
-        # Epoch-level views: short epochs end many times a second, and every redraw of a
-        # figure costs the browser several ms; four times a second is plenty.
-        if final or now - self._last_slow >= 0.25:
-            if len(s.history) != self._hist_len:
-                self._hist_len, self._last_slow = len(s.history), now
-                self.curves.data = curve_data(s.history)
-            if frame.confusion is not self._cm_id:
-                self._cm_id, self._last_slow = frame.confusion, now
-                self.cm.data = confusion_data(frame.confusion, self.n_classes)
 
 
 _NAN1 = np.full((1, 1), np.nan, np.float32)

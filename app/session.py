@@ -285,20 +285,38 @@ class Dashboard(pn.viewable.Viewer):
             sizing_mode="stretch_width")
         p = self.panes
         card = functools.partial(pn.Card, collapsible=False, margin=(5, 5))
+        # a Bokeh pane's own ``visible`` does not come back once off (Panel syncs it with the
+        # figure's), so the phase figure is hidden through a wrapper
+        self.phase_view = pn.Column(p["phases"], margin=0)
+        self.phase_card = card(self.phase_view, pn.Row(self.sample, self.sample_info, pn.pane.HTML(
+            "<small>\u25bd inputs, \u25a1 outputs; the response shows how far the "
+            "nudge at the outputs reaches</small>", align="center")),
+            title=self.PHASE_TITLE)
+        self.coupling_card = card(p["couplings"], title="Couplings")
         self.main = pn.Column(
             pn.Row(self.epoch_pane, self.status_pane, pn.pane.Bokeh(self._url_div, visible=False),
                    sizing_mode="stretch_width"),
             self.alert, self.notice,
-            card(p["phases"], pn.Row(self.sample, self.sample_info, pn.pane.HTML(
-                "<small>\u25bd inputs, \u25a1 outputs; the response shows how far the "
-                "nudge at the outputs reaches</small>", align="center")),
-                title="Spin phases and response"),
+            self.phase_card,
             self._image_card(card),
-            pn.FlexBox(card(p["couplings"], title="Couplings"),
+            pn.FlexBox(self.coupling_card,
                        card(p["outputs"], title="Outputs"),
                        card(p["confusion"], title="Confusion matrix")),
             card(pn.Row(p["loss"], p["accuracy"]), title="Learning curves"),
             sizing_mode="stretch_width")
+
+    PHASE_TITLE = "Spin phases and response"
+
+    def _show_images(self, stacked: bool) -> None:
+        """Stacked (MNIST) networks: the image card replaces the generic node and bond views.
+
+        Those would draw thousands of dots and ~50k bonds per frame, which leaves the browser
+        many seconds behind the server; the sheets and kernels show the same state readably.
+        """
+        self.image_card.visible = stacked
+        self.phase_view.visible = not stacked
+        self.coupling_card.visible = not stacked
+        self.phase_card.title = "Sample shown" if stacked else self.PHASE_TITLE
 
     def _image_card(self, card) -> pn.Card:
         p = self.panes
@@ -508,11 +526,11 @@ class Dashboard(pn.viewable.Viewer):
                 self.images.configure(snap)
                 self.image_caption.object = self.images.caption
                 if self.image_card.visible != self.images.active:
-                    self.image_card.visible = self.images.active
+                    self._show_images(self.images.active)
             b = snap.free_phases.shape[0]
             if b > 1 and self.sample.end != b - 1:
                 self.sample.end = b - 1
-            self.views.update(f, self.sample.value, now=t0)
+            self.views.update(f, self.sample.value, now=t0, geometry=not self.images.active)
             self.images.update(f, self.sample.value, now=t0)
             self._draw_status(f, force or t0 - self._status_t >= 0.25)
             self._sync_buttons()

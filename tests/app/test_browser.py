@@ -287,6 +287,8 @@ def test_mnist_stacked_network_shows_input_image_and_hidden_sheets(open_page):
     page = open_page("?task=mnist&arch=stacked&window=6&stride=2&batch_size=10"
                      "&epochs=100000")
     assert page.locator(".xy-images").is_visible()
+    # the image card replaces the generic node and bond views (too heavy at MNIST scale)
+    assert not view(page, "phases").is_visible() and not view(page, "couplings").is_visible()
     counts = page.locator(".xy-stacked-counts").inner_text()
     # closed forms: 12 * 12 sites x 6 * 6 window; dense readout 144 x 10
     assert "28x28 -> 12x12" in counts and "5,184 couplings" in counts, counts

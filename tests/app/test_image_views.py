@@ -247,6 +247,7 @@ def test_dashboard_card_only_for_stacked_and_figures_are_reused():
     try:
         figs = dict(d.images.figures)
         assert d.image_card.visible and d.images.active
+        assert not d.phase_view.visible and not d.coupling_card.visible
         text = d.couplings_pane.object  # 12 x 12 sites x 6 x 6 window; 144 x 10 readout
         assert "receptive fields 5,184 couplings" in text and "readout 1,440" in text
         d.runner.step_once(wait=True)
@@ -255,6 +256,7 @@ def test_dashboard_card_only_for_stacked_and_figures_are_reused():
         d.settings.param.update(task="xor", arch="lattice")
         assert d.do_reset()
         assert not d.image_card.visible and not d.images.active
+        assert d.phase_view.visible and d.coupling_card.visible
         assert d.images.phases.data["image"] == []
         assert "sheets" not in d.couplings_pane.object
         d.settings.param.update(task="mnist", arch="stacked", weight_sharing=True)
