@@ -33,6 +33,7 @@ HELP = {
     "optimizer": "sgd, momentum or adam", "lr": "learning rate",
     "epochs": "total epochs to train", "batch_size": "samples per update",
     "init": "ferro or glassy coupling start", "seed": "random seed",
+    "init_mean": "mean of the ferro coupling start; unset = 2 on lattices, 1 otherwise",
     "stop_at_accuracy": "stop once train accuracy reaches this fraction; keep the best",
 }
 

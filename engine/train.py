@@ -59,7 +59,7 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         n, p = self.net.n_nodes, self.net.n_params
         if config.init == "ferro":
-            self.w = self.rng.normal(config.init_mean, config.init_scale, p)
+            self.w = self.rng.normal(config.ferro_mean(), config.init_scale, p)
         else:  # "glassy": P24's N(0, scale^2)
             self.w = self.rng.normal(0.0, config.init_scale, p)
         self.psi = self.rng.uniform(-np.pi, np.pi, n) * self.net.free

@@ -43,9 +43,11 @@ def poll(pred, what: str, timeout: float = DEADLINE, interval: float = 0.1, seen
         time.sleep(interval)
 
 
-def lattice_couplings(rows: int, cols: int) -> int:
-    """Bonds of an open rows x cols four-neighbour lattice: the closed form 2RC - R - C."""
-    return 2 * rows * cols - rows - cols
+def lattice_couplings(rows: int, cols: int, neighbourhood: int = 8) -> int:
+    """Bonds of an open rows x cols lattice (closed forms): 2RC - R - C with four
+    neighbours, plus 2(R-1)(C-1) diagonals with eight (the default)."""
+    four = 2 * rows * cols - rows - cols
+    return four + (2 * (rows - 1) * (cols - 1) if neighbourhood == 8 else 0)
 
 
 def epoch(page) -> int:
@@ -149,8 +151,8 @@ def test_page_loads_with_controls_and_closed_form_coupling_count(open_page):
     rows, cols = DEFAULTS["rows"], DEFAULTS["cols"]
     assert (int(field(page, "rows").input_value()), int(field(page, "cols").input_value())
             ) == (rows, cols)
-    assert DEFAULTS["arch"] == "lattice" and DEFAULTS["neighbourhood"] == 4
-    assert couplings(page) == lattice_couplings(rows, cols)  # 24 for 4 x 4
+    assert DEFAULTS["arch"] == "lattice" and DEFAULTS["neighbourhood"] == 8
+    assert couplings(page) == lattice_couplings(rows, cols)  # 42 for 4 x 4
     assert epoch(page) == 0 and status(page) == ("idle", 0)
     for name in VIEWS:
         assert view(page, name).is_visible()

@@ -22,7 +22,8 @@ from xyprop.app.cli_args import flag
 from xyprop.engine import DEFAULTS, Config, System, Trainer, load_snapshot, load_task
 from xyprop.engine.gradcheck import cosine, relative_error
 
-LATTICE3 = ["--task", "xor", "--arch", "lattice", "--rows", "3", "--cols", "3"]
+LATTICE3 = ["--task", "xor", "--arch", "lattice", "--rows", "3", "--cols", "3",
+            "--neighbourhood", "4"]
 
 
 
@@ -159,7 +160,7 @@ def test_info_lattice_edge_counts_match_closed_forms(capsys, R, C):
     n_free = R * C - 2  # XOR: two clamped inputs
     assert d4["n_parameters"] == d4["n_couplings"] + 2 * n_free
     nb = run_json(capsys, "info", "--rows", R, "--cols", C, "--no-train-bias", "--json")
-    assert nb["n_parameters"] == d4["n_couplings"]
+    assert nb["n_parameters"] == d8["n_couplings"]  # 8 neighbours by default
 
 
 def test_info_other_architectures(capsys):
@@ -171,7 +172,7 @@ def test_info_other_architectures(capsys):
     f = 11 + 10
     assert d["n_couplings"] == f * (f - 1) // 2 + 64 * f
     status, out, _ = run(capsys, "info", "--rows", "3", "--cols", "3")
-    assert status == 0 and "n_couplings" in out and "12" in out
+    assert status == 0 and "n_couplings" in out and "20" in out  # 12 + 8 diagonals
 
 
 def test_task_dims_match_the_loaded_tasks():
@@ -315,7 +316,7 @@ def test_gradcheck_npz_and_json(tmp_path, capsys):
             assert res[f"rel_error_{k}"][i] == pytest.approx(
                 relative_error(est[i], r["true_grad"]))
     # the stored free phases are equilibria of the stored network
-    tr = Trainer(Config(rows=3, cols=3))
+    tr = Trainer(Config(rows=3, cols=3, neighbourhood=4))
     f = System(tr.net).forces(r["free_phases"], r["coupling"], r["h"], r["psi"])
     assert np.abs(f).max() < 1e-9
     status, out, _ = run(capsys, "gradcheck", *LATTICE3, "--betas", "1e-3", "--samples", "2")

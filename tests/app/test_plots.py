@@ -79,7 +79,9 @@ def test_segments_join_the_bonded_sites(snap):
     r1, c1 = np.divmod(snap.dst, cols)
     assert np.array_equal(seg["x0"], c0.astype(np.float32))
     assert np.array_equal(seg["y1"], r1.astype(np.float32))
-    assert np.all(np.abs(seg["x1"] - seg["x0"]) + np.abs(seg["y1"] - seg["y0"]) == 1)
+    # nearest or diagonal neighbours (8-neighbour lattice): Chebyshev distance 1
+    step = np.maximum(np.abs(seg["x1"] - seg["x0"]), np.abs(seg["y1"] - seg["y0"]))
+    assert np.all(step == 1)
     assert seg["x0"].dtype == np.float32
 
 
@@ -225,7 +227,8 @@ def test_layered_views_use_the_coupling_matrix_and_switch_back(snap):
 def test_preview_data_draws_every_bond():
     net = build_network(Config(arch="lattice", rows=3, cols=4), 2, 1)
     nodes, edges = preview_data(net)
-    assert len(nodes["x"]) == 12 and len(edges["x0"]) == 2 * 12 - 3 - 4
+    # closed form of an 8-neighbour 3 x 4 lattice: 2RC - R - C + 2(R-1)(C-1)
+    assert len(nodes["x"]) == 12 and len(edges["x0"]) == 2 * 12 - 3 - 4 + 2 * 2 * 3
     assert nodes["color"][int(net.input_nodes[0])] != nodes["color"][5]
 
 

@@ -161,7 +161,8 @@ def test_reset_same_seed_same_network_new_seed_different(runner):
 def test_reset_with_another_geometry(runner):
     runner.reset(CFG.replace(rows=4, cols=5))
     s = runner.latest().snapshot
-    assert s.shape == (4, 5) and s.src.size == 2 * 4 * 5 - 4 - 5
+    # 8-neighbour closed form: 2RC - R - C + 2(R-1)(C-1)
+    assert s.shape == (4, 5) and s.src.size == 2 * 4 * 5 - 4 - 5 + 2 * 3 * 4
 
 
 def test_live_changes_reach_the_trainer_at_the_next_step(runner):

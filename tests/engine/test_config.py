@@ -7,6 +7,7 @@ import json
 import math
 import sys
 
+import numpy as np
 import pytest
 
 from xyprop.engine import CONFIG_FIELDS, DEFAULTS, Config
@@ -23,7 +24,7 @@ CUSTOM = dict(task="iris", arch="layered", layers=(7, 5), train_size=30, test_si
               solver="gradient-flow", tol=1e-8, max_iter=500, omega=1.7, m_init=3,
               optimizer="momentum", lr=0.01, momentum=0.5, lr_decay=0.01, epochs=12,
               batch_size=7, seed=99, init="glassy", init_scale=0.25, init_mean=-0.5,
-              train_bias=False, stop_at_accuracy=0.95, parallel=True, neighbourhood=8,
+              train_bias=False, stop_at_accuracy=0.95, parallel=True, neighbourhood=4,
               skip_length=3, skip_count=2, input_placement="centre",
               output_placement="start", rows=9, cols=6, hidden=11)
 
@@ -201,3 +202,19 @@ def test_load_bad_paths(tmp_path):
     p.write_text("lr: 1\n")
     with pytest.raises(ValueError, match=r"\.toml or \.json"):
         Config.load(p)
+
+
+def test_ferro_start_mean_depends_on_architecture_unless_set():
+    """Unset init_mean: 2 on lattices, 1 elsewhere (docs/study.md); a set value wins."""
+    from xyprop.engine import Trainer
+
+    assert Config().init_mean is None and Config().ferro_mean() == 2.0
+    assert Config(arch="all-to-all").ferro_mean() == 1.0
+    assert Config(arch="layered", init_mean=0.5).ferro_mean() == 0.5
+    assert Config(init_mean=1.0).ferro_mean() == 1.0
+    for arch, mean in (("lattice", 2.0), ("all-to-all", 1.0)):
+        tr = Trainer(Config(task="xor", arch=arch, rows=8, cols=8, hidden=20, init_scale=0.5))
+        w = tr.w
+        # sample mean of N(mean, 0.5^2) draws: within 5 standard errors
+        assert abs(w.mean() - mean) < 5 * 0.5 / np.sqrt(w.size), (arch, w.mean())
+    assert Config.from_toml(Config().to_toml()).init_mean is None  # unset survives TOML
