@@ -21,6 +21,7 @@ fell into the unbounded well of ``E - beta C`` at the anti-target, see physics.m
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -291,8 +292,22 @@ def _relax_batch_impl(phi, indptr, nbr, wa, hx, hy, order, free, out_pos, target
         status[s] = st
 
 
-relax_batch_serial = njit(nogil=True, cache=True)(_relax_batch_impl)
-relax_batch_parallel = njit(nogil=True, cache=True, parallel=True)(_relax_batch_impl)
+def _named(func, name: str):
+    """``func`` under another name. Numba names its on-disk cache after the function's
+    qualified name and first line, so two ``njit`` variants of one function share a cache
+    entry and the second silently loads the first's machine code (``parallel=True`` then
+    ran serially). A distinct name gives each variant its own entry."""
+    f = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__,
+                           func.__closure__)
+    f.__qualname__ = f.__name__ = name
+    f.__doc__ = func.__doc__
+    return f
+
+
+relax_batch_serial = njit(nogil=True, cache=True)(_named(_relax_batch_impl,
+                                                         "relax_batch_serial"))
+relax_batch_parallel = njit(nogil=True, cache=True, parallel=True)(
+    _named(_relax_batch_impl, "relax_batch_parallel"))
 
 
 @njit(nogil=True, cache=True)

@@ -9,6 +9,10 @@ run-away are reported truthfully; the parallel kernel equals the serial one bit 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import reference as ref
@@ -356,3 +360,24 @@ def test_parallel_kernel_is_bit_identical(solver, beta):
     b = System(net, solver=solver, tol=1e-9, parallel=True).relax(phi, w, h, psi, tg, beta)
     for k in ("phi", "iters", "residual", "status"):
         assert getattr(a, k).tobytes() == getattr(b, k).tobytes(), k
+
+
+def test_serial_and_parallel_kernels_have_their_own_disk_cache(tmp_path):
+    """Numba names a cache entry after the function; two variants of one function shared
+    it, and ``parallel=True`` then loaded the serial machine code (no speed-up, same bits).
+    Compile both in a fresh process with an empty cache: each needs its own index file."""
+    code = (
+        "import numpy as np\n"
+        "from xyprop.engine import kernels as K\n"
+        "from xyprop.engine.ep import System\n"
+        "from xyprop.engine.networks import lattice\n"
+        "net = lattice(3, 3, 2, 1)\n"
+        "phi = np.random.default_rng(0).uniform(-3, 3, (2, 9))\n"
+        "w, z = np.ones(net.n_edges), np.zeros(9)\n"
+        "for par in (False, True):\n"
+        "    System(net, parallel=par).relax(phi, w, z, z)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600)
+    index = {p.name.split("-")[0] for p in tmp_path.rglob("*.nbi")}
+    assert {"kernels.relax_batch_serial", "kernels.relax_batch_parallel"} <= index, index
