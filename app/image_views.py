@@ -41,6 +41,7 @@ from .plots import (
     _bare,
     _fig,
     _fit,
+    _legend_below,
     geometry_key,
     sample_row,
 )
@@ -301,10 +302,7 @@ class ImageViews:
         f.xaxis.axis_label = "class"
         f.add_tools(HoverTool(tooltips=[("class", "@label"), ("phase", "@phase{0.000}"),
                                         ("target", "@target{0.000}")]))
-        f.legend.label_text_font_size = "8pt"
-        f.legend.orientation = "horizontal"
-        f.legend.padding = f.legend.spacing = 2
-        f.add_layout(f.legend[0], "below")
+        _legend_below(f)
         return f
 
     # -- geometry --------------------------------------------------------------------------

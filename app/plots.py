@@ -1,10 +1,9 @@
 """Snapshot -> plot data, and the live Bokeh figures of one dashboard session.
 
-The first half is pure functions (arrays in, arrays or column dicts out; no Bokeh objects),
-tested in ``tests/app/test_plots.py`` and reusable by exports. The second half,
-:class:`LiveViews`, builds every figure of one session once and afterwards only replaces
-``ColumnDataSource`` columns (float32) and colour-mapper limits, which costs well under a
-millisecond per view, where rebuilding a HoloViews element costs 10-20 ms.
+First pure functions (arrays in, arrays or column dicts out; tested in
+``tests/app/test_plots.py``, reused by exports); then :class:`LiveViews`, which builds every
+figure of a session once and afterwards only replaces ``ColumnDataSource`` columns and
+colour-mapper limits (well under a millisecond per view; a HoloViews rebuild costs 10-20 ms).
 
 Geometry conventions: node ``i`` is drawn at ``coords[i] = (x, y)``; for lattices ``x`` is
 the column and ``y`` the row, and the y axis is flipped so the input row is on top.
@@ -223,6 +222,14 @@ def _bar(fig, mapper, title, ticker=None, labels=None) -> LinearColorMapper:
     return twin
 
 
+def _legend_below(f) -> None:
+    """A compact one-line legend under the plot, where it hides no data."""
+    f.legend.label_text_font_size = "8pt"
+    f.legend.orientation = "horizontal"
+    f.legend.padding = f.legend.spacing = 2
+    f.add_layout(f.legend[0], "below")
+
+
 def _bare(f):
     """No axes, grid or outline: the geometry speaks for itself."""
     f.axis.visible = False
@@ -388,10 +395,7 @@ class LiveViews:
         r = f.scatter("x", "y", source=self.out, size=10, color="color", legend_label="free")
         f.add_tools(HoverTool(renderers=[r], tooltips=[("", "@label"),
                                                        ("phase", "@phase{0.000}")]))
-        f.legend.label_text_font_size = "8pt"
-        f.legend.orientation = "horizontal"
-        f.legend.padding = f.legend.spacing = 2
-        f.add_layout(f.legend[0], "below")
+        _legend_below(f)
         return f
 
     def _confusion_view(self):
