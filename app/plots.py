@@ -199,8 +199,7 @@ def geometry_key(snap: Snapshot) -> tuple:
 
 # == Bokeh figures ========================================================================
 def _fig(title, w, h, **kw):
-    """A figure whose plotting area (frame) is w x h px, whatever the axes and bars take."""
-    # No pan/zoom tools (a live view should not be dragged away), fewer models to sync.
+    """A w x h px plotting area (frame); no pan/zoom tools: a live view is not dragged."""
     f = figure(title=title, frame_width=w, frame_height=h, toolbar_location=None, tools="",
                **kw)
     f.title.text_font_size = "11pt"
