@@ -37,8 +37,9 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-LATTICE = dict(task="iris", arch="lattice", rows=16, cols=16, batch_size=8, epochs=100000,
-               seed=0)
+# 4-neighbour: the lattice measured for issue 3, before 8 neighbours became the default
+LATTICE = dict(task="iris", arch="lattice", rows=16, cols=16, neighbourhood=4, batch_size=8,
+               epochs=100000, seed=0)
 CASES = {
     "16x16 lattice, iris, batch 8": LATTICE,
     "16x16 lattice, iris, batch 1": {**LATTICE, "batch_size": 1},
