@@ -300,7 +300,7 @@ def _named(func, name: str):
     f = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__,
                            func.__closure__)
     f.__qualname__ = f.__name__ = name
-    f.__doc__ = func.__doc__
+    f.__doc__, f.__kwdefaults__ = func.__doc__, func.__kwdefaults__
     return f
 
 

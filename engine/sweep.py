@@ -46,7 +46,8 @@ class Sweep:
     ----------
     base : dict   config fields shared by every run
     grid : dict   field -> list of values
-    cases : list of dict   field sets run with the whole grid each (``label``: a name)
+    cases : tuple of dict   field sets run with the whole grid each (``label``: a name);
+        a case's fields override ``base``
     target_accuracy : float or None   train accuracy whose first epoch is reported
     name : str
     """
@@ -77,8 +78,8 @@ class Sweep:
         base, grid, opts = d.get("base", {}), d.get("grid", {}), d.get("sweep", {})
         cases = d.get("case", [])
         if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-            raise ValueError("sweep [[case]]: got a plain value; allowed: tables, written "
-                             "[[case]]")
+            raise ValueError("sweep [case]: got a single table or a value; allowed: one "
+                             "table per case, each written [[case]]")
         tables = [("base", base), ("grid", grid)]
         tables += [(f"case {i + 1}", {k: v for k, v in c.items() if k != "label"})
                    for i, c in enumerate(cases)]
@@ -112,8 +113,10 @@ class Sweep:
             raise ValueError(f"sweep [sweep] field 'target_accuracy': got {target!r}; "
                              "allowed: a fraction in (0, 1]")
         Config.from_dict(base)  # fail early on a bad base value
-        return cls(base=dict(base), grid=dict(grid), target_accuracy=target, name=name,
-                   cases=tuple(dict(c) for c in cases))
+        sweep = cls(base=dict(base), grid=dict(grid), target_accuracy=target, name=name,
+                    cases=tuple(dict(c) for c in cases))
+        sweep.runs()  # fail at load on two runs with one config
+        return sweep
 
     @property
     def columns(self) -> list[str]:
@@ -131,12 +134,27 @@ class Sweep:
                 params = {**case, **dict(zip(keys, values, strict=True))}
                 cfg = {**self.base, **fields, **dict(zip(keys, values, strict=True))}
                 out.append({"run_id": run_id(cfg), "params": params, "config": cfg})
+        seen = {}
+        for r in out:  # one config twice would be one Dask task and one row
+            first = seen.setdefault(r["run_id"], r)
+            if first is not r:
+                raise ValueError(f"sweep: two runs have the same config ({first['params']} "
+                                 f"and {r['params']}); allowed: cases that differ in a field")
         return out
 
 
 def run_id(config_dict: dict) -> str:
-    """Stable id of a run: a hash of its config (so a re-run finds its own row)."""
-    text = json.dumps(config_dict, sort_keys=True, default=str)
+    """Stable id of a run: a hash of its complete config (so a re-run finds its own row).
+
+    The config is completed with the defaults first, so writing a default out (pinning it)
+    keeps the id, while a change of a default changes it (the run is different work). A
+    config that does not validate (it will become an error row) is hashed as written.
+    """
+    try:
+        full = Config.from_dict(config_dict).to_dict()
+    except ValueError:
+        full = config_dict
+    text = json.dumps(full, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

@@ -77,11 +77,13 @@ def test_segments_join_the_bonded_sites(snap):
     # node r*cols+c is drawn at (c, r): independent of the coords array
     r0, c0 = np.divmod(snap.src, cols)
     r1, c1 = np.divmod(snap.dst, cols)
-    assert np.array_equal(seg["x0"], c0.astype(np.float32))
-    assert np.array_equal(seg["y1"], r1.astype(np.float32))
-    # nearest or diagonal neighbours (8-neighbour lattice): Chebyshev distance 1
-    step = np.maximum(np.abs(seg["x1"] - seg["x0"]), np.abs(seg["y1"] - seg["y0"]))
-    assert np.all(step == 1)
+    for k, v in (("x0", c0), ("y0", r0), ("x1", c1), ("y1", r1)):
+        assert np.array_equal(seg[k], v.astype(np.float32)), k
+    # nearest or diagonal neighbours (8-neighbour lattice): Chebyshev distance 1, and
+    # 2(R-1)(C-1) of the bonds are diagonals
+    dx, dy = np.abs(seg["x1"] - seg["x0"]), np.abs(seg["y1"] - seg["y0"])
+    assert np.all(np.maximum(dx, dy) == 1)
+    assert np.sum((dx == 1) & (dy == 1)) == 2 * (rows - 1) * (cols - 1)
     assert seg["x0"].dtype == np.float32
 
 

@@ -89,6 +89,8 @@ def test_pause_stops_progress(runner):
 def test_step_once_advances_exactly_one_step(runner):
     assert runner.step_once(wait=True)
     assert runner.trainer.step_count == 1
+    # the wait covers the step's frame too: no sleep between the step and latest()
+    assert runner.latest().snapshot.step == 1
     assert runner.step_once(wait=True)
     time.sleep(0.2)  # a runaway thread would take more steps here
     assert runner.trainer.step_count == 2

@@ -381,3 +381,8 @@ def test_serial_and_parallel_kernels_have_their_own_disk_cache(tmp_path):
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600)
     index = {p.name.split("-")[0] for p in tmp_path.rglob("*.nbi")}
     assert {"kernels.relax_batch_serial", "kernels.relax_batch_parallel"} <= index, index
+    # and only the parallel variant's machine code launches threads (numba's parfor code)
+    code_of = {name: b"".join(p.read_bytes() for p in tmp_path.rglob(f"kernels.{name}-*.nbc"))
+               for name in ("relax_batch_serial", "relax_batch_parallel")}
+    assert b"parfor" in code_of["relax_batch_parallel"]
+    assert b"parfor" not in code_of["relax_batch_serial"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from xyprop.engine import Config, Trainer, load_snapshot
-from xyprop.engine.sweep import Sweep, read_results, run_sweep
+from xyprop.engine.sweep import Sweep, read_results, run_id, run_sweep
 
 SWEEP = {
     "base": {"task": "xor", "arch": "all-to-all", "epochs": 40, "stop_at_accuracy": 1.0},
@@ -114,6 +114,17 @@ def test_cases_run_the_grid_each_with_their_own_fields(tmp_path):
         Sweep.from_dict({"grid": {"seed": [0]}, "case": [{"seed": 1}]})
     with pytest.raises(ValueError, match="'neighbourhood': got 5"):  # checked at load
         Sweep.from_dict({"case": [{"arch": "lattice", "neighbourhood": 5}]})
+
+
+def test_run_id_is_the_complete_config():
+    """Writing a default out keeps a run's id (a pinned file resumes its old rows); a
+    different value changes it; two cases with one config are refused."""
+    assert run_id({"task": "xor"}) == run_id({"task": "xor", "lr": Config().lr})
+    assert run_id({"task": "xor"}) != run_id({"task": "xor", "lr": 0.01})
+    assert run_id({"lr": -1.0}) != run_id({"lr": -2.0})  # invalid: hashed as written
+    with pytest.raises(ValueError, match="same config"):
+        Sweep.from_dict({"case": [{"label": "a", "rows": 4},
+                                  {"label": "b", "rows": Config().rows}]})
 
 
 def _free_port():
