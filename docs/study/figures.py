@@ -2,8 +2,8 @@
 
 Usage::
 
-    for s in s1_xor_architectures s2_iris_size s3_skip_length s5_digits; do
-        xyprop sweep docs/study/$s.toml --out runs/$s --workers 2
+    for f in docs/study/*.toml; do
+        s=$(basename $f .toml); xyprop sweep $f --out runs/$s --workers 2
     done
     python docs/study/figures.py runs            # PNGs + tables into docs/study/
 
