@@ -369,7 +369,9 @@ class ImageViews:
             f"Kernels: {k}x{k} receptive fields, stride {geo.stride}; " + (
                 "weight sharing: one kernel per (channel, previous channel)." if geo.shared
                 else f"no sharing: one tile per site, for up to {MOSAIC}x{MOSAIC} evenly "
-                "spaced sites."))
+                "spaced sites.") + (
+                f" Channels beyond the first {MAX_CHANNELS} of a sheet are not drawn."
+                if max(ch for _, ch, _ in geo.sheets) > MAX_CHANNELS else ""))
 
     # -- updates ---------------------------------------------------------------------------
     def update(self, frame, sample: int = 0, now: float = 0.0) -> None:
