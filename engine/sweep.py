@@ -120,9 +120,10 @@ class Sweep:
 
     @property
     def columns(self) -> list[str]:
-        """The fields that vary between runs: case fields (first seen first), then grid."""
+        """Columns of the fields that vary between runs: case fields (first seen first),
+        then grid fields, each named by ``column_of``."""
         keys = list(dict.fromkeys(k for c in self.cases for k in c))
-        return keys + [k for k in self.grid if k not in keys]
+        return [column_of(k) for k in keys + [k for k in self.grid if k not in keys]]
 
     def runs(self) -> list[dict]:
         """Every run: ``{"run_id", "params" (varying values), "config" (full config dict)}``."""
@@ -131,7 +132,8 @@ class Sweep:
         for case in self.cases or ({},):
             fields = {k: v for k, v in case.items() if k != "label"}
             for values in itertools.product(*(self.grid[k] for k in keys)):
-                params = {**case, **dict(zip(keys, values, strict=True))}
+                params = {column_of(k): v
+                          for k, v in {**case, **dict(zip(keys, values, strict=True))}.items()}
                 cfg = {**self.base, **fields, **dict(zip(keys, values, strict=True))}
                 out.append({"run_id": run_id(cfg), "params": params, "config": cfg})
         seen = {}
@@ -141,6 +143,12 @@ class Sweep:
                 raise ValueError(f"sweep: two runs have the same config ({first['params']} "
                                  f"and {r['params']}); allowed: cases that differ in a field")
         return out
+
+
+def column_of(field: str) -> str:
+    """The results column of a varying config field: its name, or ``config_<name>`` when a
+    result has that name (``epochs``: the grid's budget vs the epochs actually trained)."""
+    return f"config_{field}" if field in RESULT_KEYS else field
 
 
 def run_id(config_dict: dict) -> str:

@@ -108,6 +108,11 @@ def test_cases_run_the_grid_each_with_their_own_fields(tmp_path):
                                  "cols": 3, "seed": 0}
     assert runs[3]["config"]["hidden"] == 4 and "rows" not in runs[3]["config"]
     assert len({r["run_id"] for r in runs}) == 4
+    # a varying field named like a result keeps its own column (epochs budget vs trained)
+    sw = Sweep.from_dict({"grid": {"epochs": [5, 7]}})
+    assert sw.columns == ["config_epochs"]
+    assert [r["params"] for r in sw.runs()] == [{"config_epochs": 5}, {"config_epochs": 7}]
+    assert [r["config"]["epochs"] for r in sw.runs()] == [5, 7]
     with pytest.raises(ValueError, match="case 2.*hiden"):
         Sweep.from_dict({"case": [{"arch": "lattice"}, {"hiden": 3}]})
     with pytest.raises(ValueError, match="seed.*also in"):
