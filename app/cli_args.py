@@ -34,6 +34,7 @@ HELP = {
     "epochs": "total epochs to train", "batch_size": "samples per update",
     "init": "ferro or glassy coupling start", "seed": "random seed",
     "init_mean": "mean of the ferro coupling start; unset = 2 on lattices, 1 otherwise",
+    "parallel": "relax the samples of a batch in parallel threads (bit-identical results)",
     "stop_at_accuracy": "stop once train accuracy reaches this fraction; keep the best",
 }
 

@@ -242,7 +242,8 @@ def test_loaded_snapshot_continues_like_the_uninterrupted_run(runner):
     other = Runner(Config(task="iris", arch="layered"))
     try:
         cfg = other.load(snap)
-        assert cfg == CFG and other.trainer.step_count == 4
+        # sessions force serial kernels (thread safety); everything else is the saved config
+        assert cfg == CFG.replace(parallel=False) and other.trainer.step_count == 4
         other.advance(3, wait=True)
         assert np.array_equal(other.trainer.w, w_through)
     finally:

@@ -24,7 +24,7 @@ CUSTOM = dict(task="iris", arch="layered", layers=(7, 5), train_size=30, test_si
               solver="gradient-flow", tol=1e-8, max_iter=500, omega=1.7, m_init=3,
               optimizer="momentum", lr=0.01, momentum=0.5, lr_decay=0.01, epochs=12,
               batch_size=7, seed=99, init="glassy", init_scale=0.25, init_mean=-0.5,
-              train_bias=False, stop_at_accuracy=0.95, parallel=True, neighbourhood=4,
+              train_bias=False, stop_at_accuracy=0.95, parallel=False, neighbourhood=4,
               skip_length=3, skip_count=2, input_placement="centre",
               output_placement="start", rows=9, cols=6, hidden=11)
 
