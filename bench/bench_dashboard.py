@@ -103,7 +103,7 @@ def headless_seconds(cfg: dict, n: int, cpu: bool = False):
     """Wall seconds for steps 2..n+1 of a fresh Trainer (and its CPU seconds if ``cpu``)."""
     from xyprop.engine import Config, Trainer
 
-    tr = Trainer(Config(**cfg))
+    tr = Trainer(Config(**{**cfg, "parallel": False}))  # the session's serial kernels
     tr.step()
     t0, c0 = time.perf_counter(), time.thread_time()
     for _ in range(n):
