@@ -160,6 +160,7 @@ def run_id(config_dict: dict) -> str:
     """
     try:
         full = Config.from_dict(config_dict).to_dict()
+        del full["parallel"]  # how it runs, not what: the runs are serial and bit-identical
     except ValueError:
         full = config_dict
     text = json.dumps(full, sort_keys=True, default=str)

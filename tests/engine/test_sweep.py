@@ -126,6 +126,7 @@ def test_run_id_is_the_complete_config():
     different value changes it; two cases with one config are refused."""
     assert run_id({"task": "xor"}) == run_id({"task": "xor", "lr": Config().lr})
     assert run_id({"task": "xor"}) != run_id({"task": "xor", "lr": 0.01})
+    assert run_id({"task": "xor"}) == run_id({"task": "xor", "parallel": False})
     assert run_id({"lr": -1.0}) != run_id({"lr": -2.0})  # invalid: hashed as written
     with pytest.raises(ValueError, match="same config"):
         Sweep.from_dict({"case": [{"label": "a", "rows": 4},
