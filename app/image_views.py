@@ -31,17 +31,21 @@ from bokeh.palettes import Greys256
 
 from xyprop.engine import Snapshot, build_network, wrap
 
+from .figure_parts import (
+    EMPTY_IMAGE,
+    PHASE_TICK_LABELS,
+    PHASE_TICKS,
+    bare,
+    colour_bar,
+    fit_mapper,
+    legend_below,
+    new_figure,
+)
 from .plots import (
     COUPLING_PALETTE,
     NAN_COLOR,
     PHASE_PALETTE,
-    PI,
     RESPONSE_PALETTE,
-    _bar,
-    _bare,
-    _fig,
-    _fit,
-    _legend_below,
     geometry_key,
     sample_row,
 )
@@ -228,10 +232,7 @@ def _panels(x, y, images):
             "dh": [1.0] * n}
 
 
-_NAN1 = np.full((1, 1), np.nan, np.float32)
 _EMPTY = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
-_TICKS = [-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi]
-_TICK_LABELS = dict(zip(_TICKS, [f"-{PI}", f"-{PI}/2", "0", f"{PI}/2", PI], strict=True))
 
 
 class ImageViews:
@@ -268,17 +269,17 @@ class ImageViews:
              "classes": self._class_fig()}
         f["input"].frame_width = f["input"].frame_height = 150
         self._twins = {
-            "phase": _bar(f["sheets"], self.phase_map, "phase", FixedTicker(ticks=_TICKS),
-                          _TICK_LABELS),
-            "resp": _bar(f["sheets"], self.resp_map, "response"),
-            "w": _bar(f["kernels"], self.w_map, "w")}
+            "phase": colour_bar(f["sheets"], self.phase_map, "phase",
+                                FixedTicker(ticks=PHASE_TICKS), PHASE_TICK_LABELS),
+            "resp": colour_bar(f["sheets"], self.resp_map, "response"),
+            "w": colour_bar(f["kernels"], self.w_map, "w")}
         for name, fig in f.items():  # hooks for browser tests
             fig.css_classes = [f"xy-view-{name}"]
         self.figures = f
         self.key, self.geo, self.active, self.caption = None, None, False, ""
 
     def _image_fig(self, title, layers, titles):
-        f = _bare(_fig(title, 150, 150, x_range=Range1d(0, 1), y_range=Range1d(1, 0)))
+        f = bare(new_figure(title, 150, 150, x_range=Range1d(0, 1), y_range=Range1d(1, 0)))
         for src, mapper in layers:
             r = f.image(image="image", x="x", y="y", dw="dw", dh="dh", source=src,
                         color_mapper=mapper)
@@ -289,20 +290,20 @@ class ImageViews:
         return f
 
     def _class_fig(self):
-        f = _fig("Outputs by class", 260, 170, x_range=Range1d(-0.6, 9.6),
+        f = new_figure("Outputs by class", 260, 170, x_range=Range1d(-0.6, 9.6),
                  y_range=Range1d(-3.4, 3.4))
         f.vbar("x", 0.7, "phase", 0, source=self.cls, color="color", legend_label="free")
         f.scatter("x", "target", source=self.cls, marker="dash", size=18, line_width=3,
                   color="#222222", legend_label="target")
         f.scatter("x", "nudged", source=self.cls, size=6, color="#222222", fill_alpha=0,
                   legend_label="nudged")
-        f.yaxis.ticker = FixedTicker(ticks=_TICKS)
-        f.yaxis.major_label_overrides = _TICK_LABELS
+        f.yaxis.ticker = FixedTicker(ticks=PHASE_TICKS)
+        f.yaxis.major_label_overrides = PHASE_TICK_LABELS
         f.yaxis.axis_label = "output phase"
         f.xaxis.axis_label = "class"
         f.add_tools(HoverTool(tooltips=[("class", "@label"), ("phase", "@phase{0.000}"),
                                         ("target", "@target{0.000}")]))
-        _legend_below(f)
+        legend_below(f)
         return f
 
     # -- geometry --------------------------------------------------------------------------
@@ -320,7 +321,7 @@ class ImageViews:
             for src in (self.inp, self.phases, self.resp, self.kern):
                 src.data = dict(_EMPTY)
             return
-        self.inp.data = _panels(np.zeros(1), np.zeros(1), [_NAN1])
+        self.inp.data = _panels(np.zeros(1), np.zeros(1), [EMPTY_IMAGE])
         f = self.figures["input"]
         f.x_range.update(start=0.0, end=1.0)
         f.y_range.update(start=1.0, end=0.0)
@@ -390,7 +391,7 @@ class ImageViews:
             self._last["kernels"] = now
             imgs = [gather(s.coupling, g) for g in self._gathers]
             self.kern.data.update(image=imgs)
-            _fit(self.w_map, self._twins["w"], np.concatenate([i.ravel() for i in imgs]))
+            fit_mapper(self.w_map, self._twins["w"], np.concatenate([i.ravel() for i in imgs]))
 
     def _draw_sample(self, s: Snapshot, sample: int) -> None:
         r = sample_row(s, sample)
@@ -403,7 +404,7 @@ class ImageViews:
               else np.full(s.h.size, np.nan, np.float32))
         self.phases.data.update(image=[ph[m] for m in self._maps])
         self.resp.data.update(image=[resp[m] for m in self._maps])
-        _fit(self.resp_map, self._twins["resp"], resp[self._map_nodes], symmetric=False)
+        fit_mapper(self.resp_map, self._twins["resp"], resp[self._map_nodes], symmetric=False)
         c = class_outputs(s, sample)
         color = np.where(c["pred"], np.where(c["true"], "#2ca02c", "#d62728"), "#9ecae1")
         self.cls.data = {"x": list(range(c["phase"].size)), "phase": c["phase"].tolist(),

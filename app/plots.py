@@ -17,21 +17,30 @@ import math
 import colorcet as cc
 import numpy as np
 from bokeh.models import (
-    BasicTicker,
-    ColorBar,
     ColumnDataSource,
     FixedTicker,
     HoverTool,
     Label,
     LinearColorMapper,
-    PrintfTickFormatter,
     Range1d,
 )
 from bokeh.palettes import Category10
-from bokeh.plotting import figure
 from bokeh.transform import dodge
 
 from xyprop.engine import Snapshot, wrap
+
+from .figure_parts import (
+    EMPTY_IMAGE,
+    PHASE_TICK_LABELS,
+    PHASE_TICKS,
+    bare,
+    colour_bar,
+    colour_limit,
+    fit_mapper,
+    legend_below,
+    new_figure,
+    symmetric_limit,
+)
 
 PHASE_PALETTE = list(cc.colorwheel)  # cyclic: -pi and pi get the same colour
 COUPLING_PALETTE = list(cc.coolwarm)  # diverging, used with symmetric limits
@@ -39,7 +48,6 @@ DIFF_PALETTE = list(cc.gwv)  # diverging, white at zero: phase shifts are small
 RESPONSE_PALETTE = list(cc.CET_L18)  # white (no response) to dark red
 CONFUSION_PALETTE = list(cc.blues)
 NAN_COLOR = "#e6e6e6"
-PI = "\u03c0"
 
 
 # == pure data functions ==================================================================
@@ -94,13 +102,6 @@ def spread_columns(coords: np.ndarray) -> np.ndarray:
         if c > 1 and y.max() > y.min():
             xy[m, 1] = (y - y.min()) / (y.max() - y.min()) * 2 * half - half
     return xy
-
-
-def symmetric_limit(values: np.ndarray, floor: float = 1e-12) -> float:
-    """``max |v|`` over finite values (at least ``floor``): colour limits are (-lim, lim)."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    return float(max(np.abs(v).max(), floor)) if v.size else 1.0
 
 
 def map_colors(values, palette, low: float, high: float, nan_color: str = NAN_COLOR):
@@ -197,46 +198,6 @@ def geometry_key(snap: Snapshot) -> tuple:
             snap.output_nodes.size, snap.config.task)
 
 
-# == Bokeh figures ========================================================================
-def _fig(title, w, h, **kw):
-    """A w x h px plotting area (frame); no pan/zoom tools: a live view is not dragged."""
-    f = figure(title=title, frame_width=w, frame_height=h, toolbar_location=None, tools="",
-               **kw)
-    f.title.text_font_size = "11pt"
-    return f
-
-
-def _bar(fig, mapper, title, ticker=None, labels=None) -> LinearColorMapper:
-    """A colour bar for ``mapper``, drawn from a twin mapper that no glyph uses.
-
-    BokehJS redraws a colour bar's gradient whenever its mapper sees new glyph data, i.e.
-    on every frame; the twin only changes when the limits do (keep them equal: ``_fit``).
-    """
-    twin = LinearColorMapper(palette=mapper.palette, low=mapper.low, high=mapper.high)
-    fig.add_layout(ColorBar(color_mapper=twin, width=10, title=title or None,
-                            ticker=ticker or BasicTicker(desired_num_ticks=5),
-                            # short labels: the bar's width is fixed when first drawn
-                            formatter=PrintfTickFormatter(format="%.2g"),
-                            major_label_overrides=labels or {}), "right")
-    return twin
-
-
-def _legend_below(f) -> None:
-    """A compact one-line legend under the plot, where it hides no data."""
-    f.legend.label_text_font_size = "8pt"
-    f.legend.orientation = "horizontal"
-    f.legend.padding = f.legend.spacing = 2
-    f.add_layout(f.legend[0], "below")
-
-
-def _bare(f):
-    """No axes, grid or outline: the geometry speaks for itself."""
-    f.axis.visible = False
-    f.grid.visible = False
-    f.outline_line_color = None
-    return f
-
-
 class LiveViews:
     """All live figures of one session; built once, re-pointed at new geometries.
 
@@ -266,8 +227,8 @@ class LiveViews:
         self.ins = ColumnDataSource({"x": [], "y": [], "size": []})
         self.outs = ColumnDataSource({"x": [], "y": [], "size": []})
         self.edges = ColumnDataSource({k: [] for k in ("x0", "y0", "x1", "y1", "w", "dw")})
-        self.mat = ColumnDataSource({"w": [_NAN1], "dw": [_NAN1]})
-        self.grid = ColumnDataSource({k: [_NAN1] for k in keys[5:]})  # lattice site images
+        self.mat = ColumnDataSource({"w": [EMPTY_IMAGE], "dw": [EMPTY_IMAGE]})
+        self.grid = ColumnDataSource({k: [EMPTY_IMAGE] for k in keys[5:]})  # lattice site images
         cmap = functools.partial(LinearColorMapper, nan_color=NAN_COLOR)
         self.phase_map = cmap(PHASE_PALETTE, low=-np.pi, high=np.pi)
         self.resp_map = cmap(RESPONSE_PALETTE, low=0, high=1)
@@ -281,18 +242,16 @@ class LiveViews:
             ("nudged", "Nudged (+beta)", self.phase_map),
             ("diff", "Nudged - free", self.diff_map),
             ("response", "Response |dphi|/beta", self.resp_map)])}
-        ticks = [-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi]
         self._twins = {
-            "phase": _bar(f["phases"], self.phase_map, "phase", FixedTicker(ticks=ticks),
-                          dict(zip(ticks, [f"-{PI}", f"-{PI}/2", "0", f"{PI}/2", PI],
-                                   strict=True))),
-            "diff": _bar(f["phases"], self.diff_map, "shift")}
-        self._twins["resp"] = _bar(f["phases"], self.resp_map, "response")
+            "phase": colour_bar(f["phases"], self.phase_map, "phase",
+                                FixedTicker(ticks=PHASE_TICKS), PHASE_TICK_LABELS),
+            "diff": colour_bar(f["phases"], self.diff_map, "shift")}
+        self._twins["resp"] = colour_bar(f["phases"], self.resp_map, "response")
         f["couplings"] = self._coupling_figure([("w", "Couplings w", self.w_map),
                                                 ("dw", "Change of w, last update",
                                                  self.dw_map)])
-        self._twins["w"] = _bar(f["couplings"], self.w_map, "w")
-        self._twins["dw"] = _bar(f["couplings"], self.dw_map, "dw")
+        self._twins["w"] = colour_bar(f["couplings"], self.w_map, "w")
+        self._twins["dw"] = colour_bar(f["couplings"], self.dw_map, "dw")
         self.curves = ColumnDataSource(curve_data([]))
         f["loss"] = self._curve_view("Loss", "loss")
         f["accuracy"] = self._curve_view("Accuracy", "accuracy")
@@ -321,7 +280,7 @@ class LiveViews:
         self._labels.append((group, k, label))
 
     def _node_figure(self, group, panels):
-        f = _bare(_fig("", self.SIDE, self.SIDE, x_range=Range1d(0, 1), y_range=Range1d(0, 1)))
+        f = bare(new_figure("", self.SIDE, self.SIDE, x_range=Range1d(0, 1), y_range=Range1d(0, 1)))
         self._geo.append((group, f))
         for k, (field, title, mapper) in enumerate(panels):
             x = self._shift("x", group, k)
@@ -347,7 +306,7 @@ class LiveViews:
             self._marks.append((group, marker, r))
 
     def _coupling_figure(self, panels):
-        f = _bare(_fig("", 2 * self.SIDE, self.SIDE, x_range=Range1d(0, 1),
+        f = bare(new_figure("", 2 * self.SIDE, self.SIDE, x_range=Range1d(0, 1),
                        y_range=Range1d(0, 1)))
         for k, (field, title, mapper) in enumerate(panels):
             seg = f.segment(self._shift("x0", "cpl", k), "y0", self._shift("x1", "cpl", k),
@@ -366,7 +325,7 @@ class LiveViews:
         return f
 
     def _curve_view(self, title, what):
-        f = _fig(title, 290, 190)
+        f = new_figure(title, 290, 190)
         rs = []
         for split, c in (("train", "#1f77b4"), ("test", "#d62728")):
             col = f"{split}_{what}"
@@ -382,7 +341,7 @@ class LiveViews:
         return f
 
     def _circle_view(self):
-        f = _bare(_fig("Output phases (this sample)", 200, 200, x_range=(-1.35, 1.35),
+        f = bare(new_figure("Output phases (this sample)", 200, 200, x_range=(-1.35, 1.35),
                        y_range=(-1.35, 1.35)))
         t = np.linspace(0, 2 * np.pi, 200)
         f.line(np.cos(t), np.sin(t), color="#999999")
@@ -394,11 +353,11 @@ class LiveViews:
         r = f.scatter("x", "y", source=self.out, size=10, color="color", legend_label="free")
         f.add_tools(HoverTool(renderers=[r], tooltips=[("", "@label"),
                                                        ("phase", "@phase{0.000}")]))
-        _legend_below(f)
+        legend_below(f)
         return f
 
     def _confusion_view(self):
-        f = _fig("Test set, last epoch", 200, 200, x_range=["0", "1"], y_range=["1", "0"])
+        f = new_figure("Test set, last epoch", 200, 200, x_range=["0", "1"], y_range=["1", "0"])
         m = LinearColorMapper(CONFUSION_PALETTE, low=0, high=1)
         f.rect("pred", "true", 1, 1, source=self.cm, line_color="white",
                fill_color={"field": "frac", "transform": m})
@@ -449,7 +408,7 @@ class LiveViews:
             r.visible = lat
             if lat:
                 r.glyph.update(x=-0.5 + pitch, y=-0.5, dw=snap.shape[1], dh=snap.shape[0])
-        self.grid.data = {k: [_NAN1] for k in self.grid.data}
+        self.grid.data = {k: [EMPTY_IMAGE] for k in self.grid.data}
         for r in self._dots:
             r.visible, r.data_source = not lat, self.empty if lat else self.nodes
         for group, marker, r in self._marks:
@@ -494,7 +453,7 @@ class LiveViews:
             xy = np.c_[self.nodes.data["x"], self.nodes.data["y"]]  # as drawn (spread)
             seg = bond_segments(xy, snap.src, snap.dst, lat)
             self.edges.data = {**seg, "w": _f32(snap.coupling), "dw": _f32(snap.coupling_change)}
-            self.mat.data = {"w": [_NAN1], "dw": [_NAN1]}
+            self.mat.data = {"w": [EMPTY_IMAGE], "dw": [EMPTY_IMAGE]}
             lw = float(np.clip(60 / max(snap.shape), 1.5, 6)) if lat else (
                 1.0 if e > 2000 else 2.0)
         else:
@@ -552,10 +511,10 @@ class LiveViews:
             self.nodes.data.update(free=w(ph["free"]), nudged=w(ph["nudged"]),
                                    diff=w(ph["diff"]), response=w(resp))
         tw = self._twins
-        _fit(self.resp_map, tw["resp"], resp, symmetric=False)
-        _fit(self.diff_map, tw["diff"], ph["diff"])
-        _fit(self.w_map, tw["w"], s.coupling)
-        _fit(self.dw_map, tw["dw"], s.coupling_change)
+        fit_mapper(self.resp_map, tw["resp"], resp, symmetric=False)
+        fit_mapper(self.diff_map, tw["diff"], ph["diff"])
+        fit_mapper(self.w_map, tw["w"], s.coupling)
+        fit_mapper(self.dw_map, tw["dw"], s.coupling_change)
         heavy = (s.src.size if self.bonds else self.n_nodes ** 2) > self.HEAVY
         if heavy and now - self._last_heavy < 0.5 and not final:
             pass  # big coupling views: twice a second is enough for the eye
@@ -569,28 +528,8 @@ class LiveViews:
                 dw=[coupling_matrix(self.n_nodes, s.src, s.dst, s.coupling_change)])
 
 
-_NAN1 = np.full((1, 1), np.nan, np.float32)
-
-
 def _f32(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)
-
-
-def colour_limit(current: float, values, slack: float = 0.5, headroom: float = 1.1) -> float:
-    """Sticky colour limit: grow at once to cover ``max |values|``, shrink only when that
-    falls below ``slack`` of the current limit. Steady colour bars are easier to read and
-    cost no message per frame."""
-    lim = symmetric_limit(values)
-    if lim > current or lim < slack * current:
-        return lim * headroom
-    return current
-
-
-def _fit(mapper, twin, values, symmetric: bool = True) -> None:
-    high = colour_limit(mapper.high, values)
-    if high != mapper.high:
-        for m in (mapper, twin):
-            m.update(low=-high if symmetric else 0.0, high=high)
 
 
 __all__ = ["LiveViews", "PHASE_PALETTE", "COUPLING_PALETTE", "RESPONSE_PALETTE",
