@@ -163,7 +163,8 @@ def kernel_gather(geo: StackedGeometry, sheet: int, c: int, cp: int) -> np.ndarr
 
 
 def gather(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``values[idx]`` as float32, NaN where ``idx < 0``."""
+    """``values[idx]`` as float32, NaN where ``idx < 0``: ``values`` (P,), ``idx`` any
+    shape of indices into it; the result has ``idx``'s shape."""
     out = np.asarray(values)[np.maximum(idx, 0)].astype(np.float32)
     out[idx < 0] = np.nan
     return out
@@ -227,6 +228,8 @@ def _grid_layout(f, cells, px: int, title_px: int = 16, gap: float = 0.12):
 
 
 def _panels(x, y, images):
+    """Image-glyph columns for panels at lower-left corners ``x, y`` (K,) showing
+    ``images`` (K arrays), each one unit square."""
     n = len(images)
     return {"image": images, "x": x.tolist(), "y": y.tolist(), "dw": [1.0] * n,
             "dh": [1.0] * n}

@@ -130,8 +130,8 @@ def task_dims(task: str) -> tuple[int, int]:
 
 
 def preview_data(net) -> tuple[dict, dict]:
-    """Nodes (``x, y, color``) and bonds (``x0..y1``) of a Network for the small preview;
-    bonds are left out past 5,000 (too many to see)."""
+    """Nodes (``x, y, color``: (N,) each) and bonds (``x0, y0, x1, y1``: (E,) each) of a
+    Network for the small preview; bonds are left out past 5,000 (too many to see)."""
     lattice = net.kind == "lattice"
     spread = net.kind in ("layered", "all-to-all", "custom")
     c = (spread_columns(net.coords) if spread else net.coords).astype(np.float32)
@@ -141,7 +141,6 @@ def preview_data(net) -> tuple[dict, dict]:
     nodes = {"x": c[:, 0], "y": c[:, 1], "color": list(col)}
     keep = slice(None) if net.n_edges <= 5000 else slice(0, 0)
     return nodes, bond_segments(c, net.src[keep], net.dst[keep], lattice)
-
 
 
 class Dashboard(pn.viewable.Viewer):
