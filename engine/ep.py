@@ -162,12 +162,15 @@ class System:
         targets = np.ascontiguousarray(targets, dtype=np.float64)
         w_edge = np.asarray(w_edge, dtype=np.float64)
         wa = np.ascontiguousarray(w_edge[self.free_slot_edge])
-        h = np.asarray(h, dtype=np.float64) * self.free
         hx, hy = field if field is not None else self.fixed_field(phi, w_edge, h, psi)
-        # Euler is stable for dt < 2 / lambda_max; Gershgorin bounds lambda_max by this.
-        rows = np.zeros(self.net.n_nodes)
-        np.add.at(rows, np.r_[self.net.src, self.net.dst], np.abs(np.r_[w_edge, w_edge]))
-        dt = 1.8 / max(2 * rows.max() + np.abs(h).max() + abs(beta), 1e-12)
+        dt = 0.0  # the exact solver has no step size
+        if self.solver != 0:
+            # Euler is stable for dt < 2 / lambda_max; Gershgorin bounds lambda_max by this.
+            aw = np.abs(w_edge)
+            rows = (np.bincount(self.net.src, aw, self.net.n_nodes)
+                    + np.bincount(self.net.dst, aw, self.net.n_nodes))
+            h_max = np.abs(np.asarray(h, dtype=np.float64) * self.free).max()
+            dt = 1.8 / max(2 * rows.max() + h_max + abs(beta), 1e-12)
         iters = np.zeros(S, dtype=np.int64)
         resid = np.zeros(S)
         status = np.zeros(S, dtype=np.int64)
