@@ -63,14 +63,14 @@ class SweepsView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.df = pd.DataFrame(columns=["run_id", "status"])
-        self.upload = pn.widgets.FileInput(accept=".csv")
+        self.upload = pn.widgets.FileInput(accept=".csv", css_classes=["xy-sweeps-upload"])
         self.upload.param.watch(self._on_upload, "value")
         self.message = pn.pane.Alert("Load the results.csv of `xyprop sweep`.",
-                                     alert_type="info")
+                                     alert_type="info", css_classes=["xy-sweeps-message"])
         self.table = pn.widgets.Tabulator(pd.DataFrame(), height=260, disabled=True,
                                           pagination="local", page_size=10)
         self.plot = pn.pane.HoloViews(self._figure(), sizing_mode="stretch_width",
-                                      min_height=380)
+                                      min_height=380, css_classes=["xy-sweeps-plot"])
         self.param.watch(self._refresh, ["x", "y", "colour", "logx"])
 
     def load(self, df: pd.DataFrame, name: str = "results.csv") -> None:
@@ -85,7 +85,7 @@ class SweepsView(pn.viewable.Viewer):
         with param.parameterized.batch_call_watchers(self):
             self.x = "n_couplings" if "n_couplings" in fields else fields[0]
             self.y = "test_accuracy" if "test_accuracy" in numeric else self.param.y.objects[0]
-            self.colour = next((c for c in ("arch", "rows") if c in grouping), None)
+            self.colour = next((c for c in ("label", "arch", "rows") if c in grouping), None)
         n_err = int((df["status"] != "ok").sum())
         self.message.object = (f"{name}: {len(df)} runs, {n_err} failed. Points are runs; "
                                "lines are means over the pooled runs (e.g. seeds), bars one "

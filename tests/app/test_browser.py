@@ -13,6 +13,7 @@ import io
 import json
 import re
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -304,3 +305,26 @@ def test_mnist_stacked_network_shows_input_image_and_hidden_sheets(open_page):
         assert view(page, name).is_visible()
         poll(lambda name=name: differs(pixels(page, name), before[name]),
              f"the {name} panel to show the trained network's sample")
+
+
+def test_sweeps_page_plots_an_uploaded_results_file(pw_browser, app_url):
+    """/sweeps: upload a sweep's results.csv; the page names its runs and draws them."""
+    results = Path(__file__).resolve().parents[2] / "docs/study/s5_digits.results.csv"
+    ctx = pw_browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = ctx.new_page()
+        page.goto(app_url + "sweeps", timeout=60_000)
+        plot = page.locator(".xy-sweeps-plot")
+        plot.wait_for(timeout=60_000)
+
+        def shot():
+            return np.asarray(Image.open(io.BytesIO(plot.screenshot())).convert("RGB"))
+
+        before = shot()
+        page.locator(".xy-sweeps-upload input[type=file]").set_input_files(str(results))
+        # the Alert's text sits in a shadow root: find it by text (Playwright pierces those)
+        message = page.locator(".xy-sweeps-message").get_by_text("20 runs, 0 failed")
+        poll(lambda: message.count() > 0, "the message to count the file's 20 runs")
+        poll(lambda: differs(shot(), before), "the plot to draw the runs")
+    finally:
+        ctx.close()

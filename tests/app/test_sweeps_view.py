@@ -43,6 +43,17 @@ def test_view_loads_csv_bytes_and_picks_axes(tmp_path):
     assert "1 failed" in view.message.object
 
 
+def test_case_labels_colour_a_sweep_with_cases():
+    """A sweep with [[case]] tables: its labels name the networks, so they colour the plot."""
+    df = _table()
+    df["label"] = ["net " + a for a in df["arch"]]
+    view = SweepsView()
+    view.load(read_results_csv(df.to_csv(index=False).encode()))
+    assert view.colour == "label"
+    labels = {el.label for el in view.plot.object}
+    assert labels == {f"label = net {a}" for a in df["arch"].unique()}
+
+
 def test_bad_file_is_reported():
     with pytest.raises(ValueError, match="run_id"):
         read_results_csv(b"a,b\n1,2\n")
