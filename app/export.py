@@ -193,7 +193,6 @@ def html_bytes(frame, sample: int = 0, title: str = "xyprop views") -> bytes:
     """
     from bokeh.embed import file_html
     from bokeh.layouts import column, row
-    from bokeh.resources import INLINE
 
     from .plots import LiveViews
 
@@ -204,7 +203,24 @@ def html_bytes(frame, sample: int = 0, title: str = "xyprop views") -> bytes:
                     row(f["loss"], f["accuracy"]))
     snap = frame.snapshot
     head = f"{title}: epoch {snap.epoch}, step {snap.step}"
-    return file_html(layout, INLINE, head).encode()
+    return file_html(layout, _bokeh_inline(), head).encode()
+
+
+def _bokeh_inline():
+    """Inline BokehJS without other libraries' files. Bokeh's resources list the external
+    files of every model class imported in the process, so once the Sweeps page has drawn a
+    Panel table, Tabulator's CDN and server links would enter the file and break it
+    offline; the views here use Bokeh's own models only."""
+    from bokeh.resources import Resources
+
+    class BokehOnly(Resources):
+        def _collect_external_resources(self, resource_attr):
+            return []
+
+        def clone(self, *, components=None):  # file_html bundles from a clone
+            return BokehOnly(mode="inline", components=components or list(self.components))
+
+    return BokehOnly(mode="inline")
 
 
 class _Final:

@@ -3,6 +3,7 @@
 import io
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from xyprop.app.export import (
@@ -92,3 +93,19 @@ def test_dashboard_export_buttons_serve_png_gif_html():
         assert b"Free equilibrium" in d._html_file().getvalue()
     finally:
         d.runner.stop(timeout=10)
+
+
+def test_html_stays_offline_after_the_sweeps_page_was_drawn():
+    """A served process also draws the Sweeps page, whose Panel table registers CDN and
+    server-relative files with Bokeh; the exported page must not pick them up."""
+    import types
+
+    import panel as pn
+
+    from xyprop.app.export import html_bytes
+
+    pn.widgets.Tabulator(pd.DataFrame({"a": [1]})).get_root()  # as /sweeps does
+    snap, _ = _trained(rows=3, cols=3)
+    frame = types.SimpleNamespace(snapshot=snap, confusion=None, state="paused")
+    head = html_bytes(frame).decode().split("<body")[0]
+    assert "tabulator" not in head and "https://" not in head and "static/" not in head
